@@ -1,0 +1,54 @@
+//! # chat-domain
+//!
+//! The heart of chat-message-service: the one-to-one chat model, the **ports** through which
+//! it reaches storage, caches, events, encryption and live delivery, and the **use cases** over
+//! them. It does no I/O and names no driver: adapters (`chat-cassandra`, `chat-redis`,
+//! `chat-kafka`, `chat-crypto`, `chat-embedded`) implement the ports, and `chat-server` wires
+//! one adapter per port.
+//!
+//! ## Layout
+//! - [`ids`]: `UserId`, `ChatId` (derived from the sorted pair of users), `MessageId` (UUIDv7
+//!   carrying the message's timestamp), `ClientMessageId`, `EventId`, `ConnectionId`.
+//! - [`model`]: `Chat`, `Message` (plaintext, for users), `StoredMessage` (sealed, for
+//!   everything else), `MessageKind`, and `MessagePosition`, the newest-first order every
+//!   store keeps.
+//! - [`paging`]: where a history page starts, the cursors clients see, the cached window.
+//! - [`events`]: the durable `NewMessageEvent` for notification-service and the `LiveEvent`s
+//!   pushed to connected users.
+//! - [`ports`]: the traits adapters implement, each with its error contract.
+//! - [`service`]: `ChatService`, the use cases.
+//! - [`relay`]: `OutboxRelay`, from outbox to event publisher.
+//! - [`error`]: the one error type, with stable codes for clients.
+//! - `testing` (feature `testing`): in-memory adapters for unit tests.
+//!
+//! ## Invariants
+//! - Plaintext content exists only inside `ChatService` and in the `Message` it returns; every
+//!   port except the cipher sees sealed content.
+//! - Only a stored message is acknowledged; caches, fan-out and events come after and may be
+//!   retried or lost without losing the message.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod model;
+pub mod paging;
+pub mod ports;
+pub mod relay;
+pub mod service;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use events::{LiveEvent, NewMessageEvent};
+pub use ids::{ChatId, ClientMessageId, ConnectionId, EventId, MessageId, UserId};
+pub use model::{Chat, ChatSummary, Message, MessageKind, MessagePosition, Sealed, StoredMessage};
+pub use paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
+pub use ports::{
+    Appended, ChatDirectory, ChatListCache, Cipher, CursorStore, EventPublisher, FanOut,
+    LocalDelivery, MessageStore, Outbox, Ports, RecentMessages, SealBinding,
+};
+pub use relay::OutboxRelay;
+pub use service::{
+    Accepted, Ack, ChatService, HistoryPage, Limits, Recipient, SeenReceipt, SendRequest, SyncBatch,
+};
