@@ -1,4 +1,5 @@
 //! The use cases over in-memory adapters: no network, no disk.
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
 use chat_domain::testing::MemoryAdapters;
 use chat_domain::{
