@@ -1,0 +1,118 @@
+//! HTTP errors: every failure is JSON `{"error":{"code","message"}}` with the status that fits,
+//! mapped here in one place. Clients see a stable code and a plain message; the log sees the
+//! cause.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+/// An HTTP error answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 naming the field at fault.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A 500 whose cause is logged, not shown.
+    pub fn internal(cause: &str) -> Self {
+        tracing::error!(cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl From<chat_domain::Error> for ApiError {
+    fn from(error: chat_domain::Error) -> Self {
+        use chat_domain::Error as E;
+        let status = match &error {
+            E::InvalidInput { .. } | E::EmptyContent | E::SelfChat | E::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
+            E::ContentTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            E::ChatNotFound | E::MessageNotFound => StatusCode::NOT_FOUND,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Corrupt(_) | E::Internal(_) => {
+                return Self::internal(&error.to_string());
+            }
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%error, "request failed: a backing service is unavailable");
+            return Self::new(
+                status,
+                error.code(),
+                "the service is temporarily unavailable",
+            );
+        }
+        Self::new(status, error.code(), error.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        tracing::debug!(%error, "unauthenticated request");
+        let message = match error {
+            AuthError::Missing => "an access token is required",
+            AuthError::Invalid(_) => "the access token is invalid or expired",
+        };
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(Body {
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+            },
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! # chat-server
+//!
+//! The `message-service` binary's library: the actix-web front end of chat-message-service.
+//! It owns transport only: HTTP routes, the WebSocket protocol, authentication, settings,
+//! metrics, and wiring one adapter per port by profile. Every chat rule lives in
+//! `chat-domain`; every storage detail in an adapter crate.
+//!
+//! ## Layout
+//! - [`cli`]: command line. [`settings`]: typed configuration (files + `CHAT__…` variables).
+//! - [`startup`]: builds and runs the [`startup::Application`]; graceful shutdown; outbox relay.
+//! - [`wiring`]: the profile's adapters.
+//! - [`auth`]: JWT verification (header, WebSocket subprotocol, query) and dev tokens.
+//! - [`routes`]: REST endpoints and health/metrics. [`error`]: HTTP error bodies.
+//! - [`ws`]: the WebSocket endpoint; [`ws::frames`]: the protocol's frames.
+//! - [`connections`]: this instance's sockets, the target of live delivery.
+//! - [`metrics`]: Prometheus metrics. [`telemetry`]: logging.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod connections;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod wiring;
+pub mod ws;

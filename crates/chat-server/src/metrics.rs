@@ -1,0 +1,121 @@
+//! Prometheus metrics, served at `/metrics` in the text format.
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric of an instance.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Messages accepted, by outcome (`stored` or `duplicate`).
+    pub messages_accepted: IntCounterVec,
+    /// Time from a `send` frame to its ack.
+    pub send_seconds: Histogram,
+    /// Error answers, by code and transport.
+    pub errors: IntCounterVec,
+    /// Live events queued to local sockets.
+    pub live_events: IntCounter,
+    /// Sockets closed for not reading fast enough.
+    pub slow_consumers: IntCounter,
+    /// HTTP requests, by route pattern and status.
+    pub http_requests: IntCounterVec,
+    /// Events waiting in the outbox.
+    pub outbox_backlog: IntGauge,
+    /// Events the relay published.
+    pub events_published: IntCounter,
+    /// Relay rounds that failed.
+    pub relay_failures: IntCounter,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    ///
+    /// # Errors
+    /// A [`prometheus::Error`] if a metric is malformed (a bug).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let connections = IntGauge::new("chat_ws_connections", "Open WebSocket connections")?;
+        let messages_accepted = IntCounterVec::new(
+            Opts::new(
+                "chat_messages_accepted_total",
+                "Messages accepted, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let send_seconds = Histogram::with_opts(
+            HistogramOpts::new("chat_send_seconds", "Time from a send frame to its ack").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("chat_errors_total", "Error answers, by code and transport"),
+            &["code", "transport"],
+        )?;
+        let live_events = IntCounter::new(
+            "chat_live_events_total",
+            "Live events queued to local sockets",
+        )?;
+        let slow_consumers = IntCounter::new(
+            "chat_slow_consumer_disconnects_total",
+            "Sockets closed because their queue was full",
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "chat_http_requests_total",
+                "HTTP requests, by route and status",
+            ),
+            &["route", "status"],
+        )?;
+        let outbox_backlog = IntGauge::new("chat_outbox_backlog", "Events waiting in the outbox")?;
+        let events_published = IntCounter::new(
+            "chat_events_published_total",
+            "Events the outbox relay published",
+        )?;
+        let relay_failures = IntCounter::new(
+            "chat_relay_failures_total",
+            "Outbox relay rounds that failed",
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(messages_accepted.clone()))?;
+        registry.register(Box::new(send_seconds.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(live_events.clone()))?;
+        registry.register(Box::new(slow_consumers.clone()))?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(outbox_backlog.clone()))?;
+        registry.register(Box::new(events_published.clone()))?;
+        registry.register(Box::new(relay_failures.clone()))?;
+        Ok(Self {
+            registry,
+            connections,
+            messages_accepted,
+            send_seconds,
+            errors,
+            live_events,
+            slow_consumers,
+            http_requests,
+            outbox_backlog,
+            events_published,
+            relay_failures,
+        })
+    }
+
+    /// Counts an error answer.
+    pub fn error(&self, code: &str, transport: &str) {
+        self.errors.with_label_values(&[code, transport]).inc();
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(%error, "could not encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,44 @@
+//! `/healthz` (the process is alive), `/readyz` (it should get traffic: not shutting down and
+//! its store answers), `/metrics` (Prometheus text).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// How long the readiness probe waits for the store.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: answers while the process serves HTTP.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: 503 while shutting down or while the store does not answer.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.shutdown.is_cancelled() {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
+    }
+    let probe = state
+        .service
+        .ports()
+        .chats
+        .get(chat_domain::ChatId::from_uuid(uuid::Uuid::nil()));
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "not ready: the store failed");
+            HttpResponse::ServiceUnavailable().json(json!({"status": "store_unavailable"}))
+        }
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({"status": "store_timeout"})),
+    }
+}
+
+/// Prometheus metrics.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,260 @@
+//! Builds the application (settings → adapters → service → HTTP server) and runs it until a
+//! signal or [`Application::shutdown_token`] stops it. Shutdown: readiness turns 503, new
+//! sockets are refused, every socket gets a 1001 close after its in-flight frame, HTTP requests
+//! finish (up to the shutdown timeout), and the outbox relay makes a last round.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::{App, HttpServer, middleware, web};
+use chat_domain::{ChatService, OutboxRelay};
+use secrecy::ExposeSecret as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenVerifier;
+use crate::connections::{CloseCause, Connections};
+use crate::metrics::Metrics;
+use crate::settings::{DEV_JWT_SECRET, Profile, RelaySettings, Settings};
+use crate::state::AppState;
+use crate::wiring::wire;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listener could not bind.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Encryption keys are unusable.
+    #[error("crypto: {0}")]
+    Crypto(#[from] chat_crypto::CryptoError),
+    /// The embedded store or event log could not be opened.
+    #[error("embedded storage: {0}")]
+    Embedded(#[from] chat_embedded::EmbeddedError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A built, not yet running, service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+    relay: OutboxRelay,
+}
+
+impl Application {
+    /// Wires the adapters of `profile` and binds the listener.
+    ///
+    /// # Errors
+    /// [`StartupError`] when an adapter, a key or the listener fails.
+    pub fn build(settings: Settings, profile: Profile) -> Result<Self, StartupError> {
+        let metrics = Arc::new(Metrics::new()?);
+        let connections = Arc::new(Connections::new(metrics.clone()));
+        let wiring = wire(&settings, profile, connections.clone())?;
+        let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
+        let service = Arc::new(ChatService::new(wiring.ports, settings.domain_limits()));
+        let verifier = Arc::new(TokenVerifier::new(&settings.auth));
+        if settings.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET {
+            tracing::warn!(
+                "using the development JWT secret from config/default.toml; \
+                 set CHAT__AUTH__JWT_SECRET in any real deployment"
+            );
+        }
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+        let instance = settings.instance_name(port);
+        let state = web::Data::new(AppState {
+            service,
+            connections,
+            verifier: verifier.clone(),
+            metrics,
+            shutdown: CancellationToken::new(),
+            settings: settings.clone(),
+            instance: instance.clone(),
+        });
+
+        let app_state = state.clone();
+        let verifier_data = web::Data::from(verifier);
+        let mut server = HttpServer::new(move || {
+            let metrics = app_state.metrics.clone();
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(verifier_data.clone())
+                .wrap(middleware::DefaultHeaders::new().add(("x-served-by", instance.clone())))
+                .wrap_fn(move |request, service| {
+                    let route = request
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let metrics = metrics.clone();
+                    let started = Instant::now();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        let status = response.status();
+                        metrics
+                            .http_requests
+                            .with_label_values(&[route.as_str(), status.as_str()])
+                            .inc();
+                        tracing::debug!(
+                            route,
+                            status = status.as_u16(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "request"
+                        );
+                        Ok(response)
+                    }
+                })
+                .configure(crate::routes::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { address, source })?
+            .run();
+        tracing::info!(port, profile = %profile, "listening");
+        Ok(Self {
+            server,
+            port,
+            state,
+            relay,
+        })
+    }
+
+    /// The port bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling this token shuts the service down gracefully, as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Runs until shut down by SIGTERM/SIGINT or [`Application::shutdown_token`].
+    ///
+    /// # Errors
+    /// The server's I/O error, if it fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self {
+            server,
+            state,
+            relay,
+            ..
+        } = self;
+        let shutdown = state.shutdown.clone();
+        actix_web::rt::spawn(listen_for_signals(shutdown.clone()));
+        let relay_task = actix_web::rt::spawn(run_relay(
+            relay,
+            state.metrics.clone(),
+            state.settings.relay.clone(),
+            shutdown.clone(),
+        ));
+        let handle = server.handle();
+        let drain_state = state.clone();
+        actix_web::rt::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!(
+                sockets = drain_state.connections.count(),
+                "shutting down: closing sockets with 1001"
+            );
+            drain_state.connections.close_all(CloseCause::ShuttingDown);
+            let deadline = Instant::now()
+                + Duration::from_secs(drain_state.settings.server.shutdown_timeout_secs);
+            while drain_state.connections.count() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            handle.stop(true).await;
+        });
+        let result = server.await;
+        if relay_task.await.is_err() {
+            tracing::error!("the outbox relay task failed");
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn listen_for_signals(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
+
+/// Moves outbox events to the publisher until shutdown, then makes one last round.
+async fn run_relay(
+    relay: OutboxRelay,
+    metrics: Arc<Metrics>,
+    settings: RelaySettings,
+    shutdown: CancellationToken,
+) {
+    let idle = Duration::from_millis(settings.interval_ms);
+    let max_backoff = Duration::from_millis(settings.max_backoff_ms);
+    let mut pause = idle;
+    loop {
+        let stopping = shutdown.is_cancelled();
+        match relay.relay_once().await {
+            Ok(0) => pause = idle,
+            Ok(published) => {
+                metrics.events_published.inc_by(published as u64);
+                pause = Duration::ZERO;
+            }
+            Err(error) => {
+                metrics.relay_failures.inc();
+                pause = (pause * 2).clamp(idle, max_backoff);
+                tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
+            }
+        }
+        if let Ok(backlog) = relay.backlog().await {
+            metrics
+                .outbox_backlog
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
+        if stopping {
+            return;
+        }
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! `GET /ws`: one task reads a socket's frames and answers them in order; another writes the
+//! socket's queue (answers and live events) to it. See `docs/protocol.md`.
+//!
+//! Per connection: a ping every heartbeat interval, a close (4000) after the client timeout with
+//! no frame, a close (4001) when the token expires, (1009) for an oversized frame, (1013) when
+//! the client reads too slowly, and (1001) when the server shuts down. A frame's work is bounded
+//! by the frame timeout, after which the client gets an `unavailable` error.
+
+pub mod frames;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError, Session};
+use chat_domain::{ChatService, ConnectionId, LiveEvent, UserId};
+use tokio::sync::mpsc;
+
+use crate::auth::{Caller, PROTOCOL};
+use crate::connections::{CloseCause, CloseSignal, Outbound};
+use crate::error::ApiError;
+use crate::state::AppState;
+use frames::{ClientFrame, ServerFrame};
+
+/// How long a closing connection may take to flush its queue and close frame.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Upgrades the request to a WebSocket for the token's user.
+///
+/// # Errors
+/// 401 without a valid token, 503 while shutting down, 400 for a bad upgrade request.
+pub async fn upgrade(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this instance is shutting down; reconnect",
+        ));
+    }
+    let caller = state.verifier.caller_of_upgrade(&request)?;
+    let (response, session, stream) = actix_ws::handle_with_protocols(&request, body, &[PROTOCOL])
+        .map_err(|error| ApiError::bad_request("bad_upgrade", error.to_string()))?;
+    let max_frame = state.settings.websocket.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    actix_web::rt::spawn(run_connection(state.into_inner(), caller, session, stream));
+    Ok(response)
+}
+
+/// How the reading side ended.
+enum Ending {
+    /// The server closes, with this cause.
+    Close(CloseCause),
+    /// The client sent a close frame.
+    ClientClosed(Option<CloseReason>),
+    /// The socket is gone.
+    Gone,
+}
+
+async fn run_connection(
+    state: Arc<AppState>,
+    caller: Caller,
+    session: Session,
+    mut stream: AggregatedMessageStream,
+) {
+    let user = caller.user_id;
+    let connection = ConnectionId::generate();
+    let (queue, queued) = mpsc::channel(state.settings.websocket.outbound_queue);
+    let (signal, first_here) =
+        state
+            .connections
+            .register(user, connection, queue.clone(), &state.shutdown);
+    tracing::debug!(%user, %connection, "socket open");
+    if first_here && let Err(error) = state.service.ports().fan_out.watch(user).await {
+        tracing::warn!(%error, %user, "could not route the user's events here");
+    }
+    let writer = actix_web::rt::spawn(write_frames(
+        state.service.clone(),
+        session.clone(),
+        queued,
+        signal.token.clone(),
+    ));
+    let ready = ServerFrame::Ready {
+        user_id: user,
+        connection_id: connection.to_string(),
+        heartbeat_interval_secs: state.settings.websocket.heartbeat_interval_secs,
+        max_frame_bytes: state.settings.websocket.max_frame_bytes,
+        max_content_bytes: state.settings.limits.max_content_bytes,
+    };
+    let ending = if queue.send(Outbound::Frame(ready)).await.is_ok() {
+        let mut reader = Reader {
+            state: &state,
+            user,
+            connection,
+            queue: &queue,
+            session: session.clone(),
+        };
+        reader.read(&mut stream, &signal, &caller).await
+    } else {
+        Ending::Gone
+    };
+
+    if state.connections.unregister(user, connection)
+        && let Err(error) = state.service.ports().fan_out.unwatch(user).await
+    {
+        tracing::warn!(%error, %user, "could not stop routing the user's events here");
+    }
+    drop(queue);
+    // Let the writer flush what is queued (the last ack included) before the close frame.
+    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+        tracing::debug!(%connection, "queue not flushed in time");
+    }
+    let reason = match ending {
+        Ending::Close(cause) => Some(Some(cause.reason())),
+        Ending::ClientClosed(reason) => Some(reason),
+        Ending::Gone => None,
+    };
+    if let Some(reason) = reason {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, session.close(reason)).await;
+    }
+    tracing::debug!(%user, %connection, "socket closed");
+}
+
+struct Reader<'a> {
+    state: &'a AppState,
+    user: UserId,
+    connection: ConnectionId,
+    queue: &'a mpsc::Sender<Outbound>,
+    session: Session,
+}
+
+impl Reader<'_> {
+    async fn read(
+        &mut self,
+        stream: &mut AggregatedMessageStream,
+        signal: &CloseSignal,
+        caller: &Caller,
+    ) -> Ending {
+        let settings = &self.state.settings.websocket;
+        let mut heartbeat = tokio::time::interval(settings.heartbeat_interval());
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let token_left = (caller.expires_at - time::OffsetDateTime::now_utc())
+            .try_into()
+            .unwrap_or(Duration::ZERO);
+        let expiry = tokio::time::sleep(token_left);
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                biased;
+                () = signal.token.cancelled() => {
+                    return match signal.cause() {
+                        Some(cause) => Ending::Close(cause),
+                        None if self.state.shutdown.is_cancelled() => {
+                            Ending::Close(CloseCause::ShuttingDown)
+                        }
+                        None => Ending::Gone,
+                    };
+                }
+                () = &mut expiry => return Ending::Close(CloseCause::TokenExpired),
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > settings.client_timeout() {
+                        return Ending::Close(CloseCause::IdleTimeout);
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return Ending::Gone;
+                    }
+                }
+                message = stream.recv() => {
+                    last_heard = Instant::now();
+                    match message {
+                        None => return Ending::Gone,
+                        Some(Err(ProtocolError::Overflow)) => {
+                            return Ending::Close(CloseCause::FrameTooLarge);
+                        }
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "websocket protocol error");
+                            return Ending::Close(CloseCause::ProtocolError);
+                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => self.answer(&text).await,
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            self.reply_error(ServerFrame::error(
+                                "unsupported_frame",
+                                "binary frames are not supported; send JSON text frames",
+                                None,
+                            ))
+                            .await;
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            if self.session.pong(&bytes).await.is_err() {
+                                return Ending::Gone;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(reason))) => {
+                            return Ending::ClientClosed(reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reply(&self, frame: ServerFrame) {
+        // Waiting here slows this client's reading down to its own writing speed.
+        let _ = self.queue.send(Outbound::Frame(frame)).await;
+    }
+
+    async fn reply_error(&self, frame: ServerFrame) {
+        if let ServerFrame::Error { code, .. } = &frame {
+            self.state.metrics.error(code, "ws");
+        }
+        self.reply(frame).await;
+    }
+
+    async fn answer(&self, text: &str) {
+        let parsed = match frames::parse(text) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let frame = ServerFrame::error(error.code, error.message, error.reference);
+                return self.reply_error(frame).await;
+            }
+        };
+        let reference = parsed.reference;
+        let timeout = self.state.settings.websocket.frame_timeout();
+        let work = self.handle(parsed.frame);
+        let result = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(chat_domain::Error::Unavailable(
+                "storage (timed out)".to_owned(),
+            )),
+        };
+        if let Err(error) = result {
+            self.reply_error(ServerFrame::domain_error(&error, reference))
+                .await;
+        }
+    }
+
+    async fn handle(&self, frame: ClientFrame) -> chat_domain::Result<()> {
+        let service = &self.state.service;
+        match frame {
+            ClientFrame::Send(request) => {
+                let started = Instant::now();
+                let accepted = service.accept(self.user, request).await?;
+                let outcome = if accepted.duplicate {
+                    "duplicate"
+                } else {
+                    "stored"
+                };
+                self.state
+                    .metrics
+                    .messages_accepted
+                    .with_label_values(&[outcome])
+                    .inc();
+                self.reply(ServerFrame::ack(&accepted.ack)).await;
+                self.state
+                    .metrics
+                    .send_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                service.distribute(&accepted, Some(self.connection)).await;
+            }
+            ClientFrame::Seen {
+                chat_id,
+                message_id,
+            } => {
+                service.mark_seen(self.user, chat_id, message_id).await?;
+            }
+            ClientFrame::Sync {
+                chat_id,
+                after_message_id,
+            } => {
+                let batch = service.sync(self.user, chat_id, after_message_id).await?;
+                self.reply(ServerFrame::sync(batch)).await;
+            }
+            ClientFrame::Typing { chat_id } => {
+                service
+                    .typing(self.user, chat_id, Some(self.connection))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the connection's queue to the socket until the queue closes or the socket fails.
+async fn write_frames(
+    service: Arc<ChatService>,
+    mut session: Session,
+    mut queued: mpsc::Receiver<Outbound>,
+    closing: tokio_util::sync::CancellationToken,
+) {
+    while let Some(outbound) = queued.recv().await {
+        let frame = match outbound {
+            Outbound::Frame(frame) => frame,
+            Outbound::Live(event) => match live_frame(&service, event) {
+                Some(frame) => frame,
+                None => continue,
+            },
+        };
+        if session.text(frame.to_json()).await.is_err() {
+            closing.cancel();
+            break;
+        }
+    }
+}
+
+fn live_frame(service: &ChatService, event: LiveEvent) -> Option<ServerFrame> {
+    match event {
+        LiveEvent::Message { message, .. } => match service.open_message(&message) {
+            Ok(message) => Some(ServerFrame::Message { message }),
+            Err(error) => {
+                tracing::error!(%error, message = %message.id, "cannot open a live message");
+                None
+            }
+        },
+        LiveEvent::Seen {
+            chat_id,
+            message_id,
+            seen_by,
+            seen_at,
+        } => Some(ServerFrame::Seen {
+            chat_id,
+            message_id,
+            seen_by,
+            seen_at,
+        }),
+        LiveEvent::Typing {
+            chat_id, user_id, ..
+        } => Some(ServerFrame::Typing { chat_id, user_id }),
+    }
+}
