@@ -103,7 +103,7 @@ pub trait ChatDirectory: Send + Sync + 'static {
 /// nothing, and the use cases carry on without it when it fails.
 #[async_trait]
 pub trait RecentMessages: Send + Sync + 'static {
-    /// The cached window of `chat`, or `None` when it is not cached.
+    /// The cached window of `chat`, or `None` when it is not cached or not yet primed.
     ///
     /// # Errors
     /// Any; the caller falls back to the store.
@@ -117,7 +117,9 @@ pub trait RecentMessages: Send + Sync + 'static {
     async fn prime(&self, chat: ChatId, window: &RecentWindow) -> Result<()>;
 
     /// Adds a new message to its chat's window (inserting in order, dropping the oldest beyond
-    /// the capacity). Idempotent by message id.
+    /// the capacity). Idempotent by message id. When the chat has no window yet, starts one
+    /// that [`RecentMessages::window`] does not serve until it is primed: a prime of a store
+    /// read that began before this message was stored then still includes it.
     ///
     /// # Errors
     /// Any; the caller then calls [`RecentMessages::forget`] so a window never has a gap.

@@ -257,7 +257,8 @@ impl Outbox for MemoryStore {
 /// Recent windows, chat lists and cursors in memory (no expiry).
 pub struct MemoryCache {
     capacity: usize,
-    windows: Mutex<HashMap<ChatId, RecentWindow>>,
+    /// Each chat's window, and whether it was primed (only primed windows are served).
+    windows: Mutex<HashMap<ChatId, (RecentWindow, bool)>>,
     lists: Mutex<HashMap<UserId, Vec<ChatSummary>>>,
     cursors: Mutex<HashMap<CursorId, (CursorOwner, PageStart)>>,
     /// Fails every call while set.
@@ -276,9 +277,12 @@ impl MemoryCache {
         }
     }
 
-    /// The window of `chat`, if cached.
+    /// The window of `chat`, if cached and primed.
     pub fn cached_window(&self, chat: ChatId) -> Option<RecentWindow> {
-        lock(&self.windows).get(&chat).cloned()
+        lock(&self.windows)
+            .get(&chat)
+            .filter(|(_, primed)| *primed)
+            .map(|(window, _)| window.clone())
     }
 
     /// Drops every cursor, as an expiry would.
@@ -309,8 +313,9 @@ impl RecentMessages for MemoryCache {
     async fn prime(&self, chat: ChatId, window: &RecentWindow) -> Result<()> {
         self.failing.check("memory cache")?;
         let mut windows = lock(&self.windows);
-        let merged = windows.entry(chat).or_default();
+        let (merged, primed) = windows.entry(chat).or_default();
         merged.complete = window.complete;
+        *primed = true;
         for message in &window.messages {
             insert_in_order(merged, message, self.capacity);
         }
@@ -319,15 +324,15 @@ impl RecentMessages for MemoryCache {
 
     async fn remember(&self, message: &StoredMessage) -> Result<()> {
         self.failing.check("memory cache")?;
-        if let Some(window) = lock(&self.windows).get_mut(&message.chat_id) {
-            insert_in_order(window, message, self.capacity);
-        }
+        let mut windows = lock(&self.windows);
+        let (window, _) = windows.entry(message.chat_id).or_default();
+        insert_in_order(window, message, self.capacity);
         Ok(())
     }
 
     async fn refresh(&self, message: &StoredMessage) -> Result<()> {
         self.failing.check("memory cache")?;
-        if let Some(window) = lock(&self.windows).get_mut(&message.chat_id)
+        if let Some((window, _)) = lock(&self.windows).get_mut(&message.chat_id)
             && let Some(cached) = window.messages.iter_mut().find(|m| m.id == message.id)
         {
             *cached = message.clone();

@@ -485,3 +485,33 @@ async fn every_acknowledged_message_gets_one_sealed_event_even_after_a_publisher
     assert!(event.recipient_online);
     assert_eq!(event.content, accepted.message.content, "sealed, as stored");
 }
+
+#[tokio::test]
+async fn a_message_sent_while_the_first_page_is_read_still_shows_on_it() {
+    use chat_domain::{RecentMessages, RecentWindow};
+    let (service, adapters) = service(10);
+    let (alice, bob) = (user(), user());
+    let chat = converse(&service, alice, bob, 2).await;
+    // The first-page read of the store saw the two messages; a third is sent before the read
+    // primes the cache.
+    let read = adapters.store.messages_of(chat);
+    let accepted = service
+        .accept(bob, text("mid", Recipient::Chat(chat), "sent meanwhile"))
+        .await
+        .unwrap();
+    service.distribute(&accepted, None).await;
+    adapters
+        .cache
+        .prime(
+            chat,
+            &RecentWindow {
+                messages: read,
+                complete: true,
+            },
+        )
+        .await
+        .unwrap();
+    let page = service.history(alice, chat, None, None).await.unwrap();
+    assert_eq!(page.messages.len(), 3);
+    assert_eq!(page.messages[0].content, "sent meanwhile");
+}

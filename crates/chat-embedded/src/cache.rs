@@ -158,7 +158,7 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
 /// another instance would not see these entries (cursors issued here fail to load there).
 pub struct InProcessCache {
     window_capacity: usize,
-    windows: Mutex<Expiring<ChatId, RecentWindow>>,
+    windows: Mutex<Expiring<ChatId, CachedWindow>>,
     lists: Mutex<Expiring<UserId, Vec<ChatSummary>>>,
     cursors: Mutex<Expiring<CursorId, (CursorOwner, PageStart)>>,
 }
@@ -192,6 +192,14 @@ impl InProcessCache {
     }
 }
 
+/// A chat's window, and whether it was primed from the store: a window started by
+/// `remember` alone is not served, since it may lack older messages.
+#[derive(Default)]
+struct CachedWindow {
+    window: RecentWindow,
+    primed: bool,
+}
+
 /// Inserts `message` at its place (newest first), replacing an entry with the same id, and
 /// trims the window to `capacity`, which makes it incomplete.
 fn insert_in_order(window: &mut RecentWindow, message: &StoredMessage, capacity: usize) {
@@ -211,7 +219,8 @@ impl RecentMessages for InProcessCache {
     async fn window(&self, chat: ChatId) -> Result<Option<RecentWindow>> {
         Ok(lock(&self.windows)
             .get_mut(&chat, Instant::now())
-            .map(|window| window.clone()))
+            .filter(|cached| cached.primed)
+            .map(|cached| cached.window.clone()))
     }
 
     async fn prime(&self, chat: ChatId, window: &RecentWindow) -> Result<()> {
@@ -221,24 +230,36 @@ impl RecentMessages for InProcessCache {
             .get_mut(&chat, now)
             .map(std::mem::take)
             .unwrap_or_default();
-        merged.complete = window.complete;
+        merged.primed = true;
+        merged.window.complete = window.complete;
         for message in &window.messages {
-            insert_in_order(&mut merged, message, self.window_capacity);
+            insert_in_order(&mut merged.window, message, self.window_capacity);
         }
         windows.insert(chat, merged, now);
         Ok(())
     }
 
     async fn remember(&self, message: &StoredMessage) -> Result<()> {
-        if let Some(window) = lock(&self.windows).get_mut(&message.chat_id, Instant::now()) {
-            insert_in_order(window, message, self.window_capacity);
+        let now = Instant::now();
+        let mut windows = lock(&self.windows);
+        match windows.get_mut(&message.chat_id, now) {
+            Some(cached) => insert_in_order(&mut cached.window, message, self.window_capacity),
+            None => {
+                let mut started = CachedWindow::default();
+                insert_in_order(&mut started.window, message, self.window_capacity);
+                windows.insert(message.chat_id, started, now);
+            }
         }
         Ok(())
     }
 
     async fn refresh(&self, message: &StoredMessage) -> Result<()> {
-        if let Some(window) = lock(&self.windows).get_mut(&message.chat_id, Instant::now())
-            && let Some(cached) = window.messages.iter_mut().find(|m| m.id == message.id)
+        if let Some(cached) = lock(&self.windows).get_mut(&message.chat_id, Instant::now())
+            && let Some(cached) = cached
+                .window
+                .messages
+                .iter_mut()
+                .find(|m| m.id == message.id)
         {
             *cached = message.clone();
         }

@@ -112,11 +112,27 @@ async fn priming_more_than_the_capacity_keeps_the_newest() {
 }
 
 #[tokio::test]
-async fn remember_without_a_window_caches_nothing() {
+async fn remember_without_a_window_serves_nothing_until_primed() {
     let cache = small_window(3);
     let chat = chat();
     cache.remember(&message(&chat, 1)).await.unwrap();
     assert_eq!(cache.window(chat.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_message_remembered_before_the_first_prime_is_not_lost() {
+    let cache = small_window(10);
+    let chat = chat();
+    let (m1, m2) = (message(&chat, 1), message(&chat, 2));
+    // A first-page read of the store sees only m1; m2 is stored and remembered before that
+    // read primes the cache.
+    cache.remember(&m2).await.unwrap();
+    cache
+        .prime(chat.id, &window_of(&[&m1], true))
+        .await
+        .unwrap();
+    let window = cache.window(chat.id).await.unwrap().unwrap();
+    assert_eq!(ids(&window), vec![m2.id, m1.id]);
 }
 
 #[tokio::test]
