@@ -1,1 +1,383 @@
-//! placeholder
+//! Helpers for whole-system tests: [`TestApp`] runs the real service (real listener, real
+//! adapters of the profile) on a free port, and [`Socket`] is a real WebSocket client.
+#![allow(clippy::unwrap_used)] // Test helpers panic with a message when the service misbehaves.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use awc::ws::{CloseCode, Frame, Message};
+use chat_domain::UserId;
+use chat_server::auth::TokenVerifier;
+use chat_server::settings::{Profile, Settings};
+use chat_server::startup::Application;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// How long any single expectation may wait before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running service.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The port.
+    pub port: u16,
+    /// The settings it runs with.
+    pub settings: Settings,
+    shutdown: CancellationToken,
+    stopped: Option<tokio::sync::oneshot::Receiver<()>>,
+    data: DataDir,
+}
+
+/// Where a test service keeps its data: a fresh temporary folder, or one carried over from a
+/// previous run of the service.
+pub enum DataDir {
+    /// Deleted when the last owner drops it.
+    Temp(tempfile::TempDir),
+    /// Kept.
+    Path(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Path(path) => path,
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts the embedded profile on a fresh data folder.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts it with extra settings (`("websocket.heartbeat_interval_secs", "1")`, …).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let data = DataDir::Temp(tempfile::tempdir().unwrap());
+        Self::spawn_in(data, overrides).await
+    }
+
+    /// Starts it on `data`, retrying briefly while a previous run still holds the database.
+    pub async fn spawn_in(data: DataDir, overrides: &[(&str, &str)]) -> Self {
+        let mut variables: HashMap<String, String> = HashMap::from([
+            ("CHAT__SERVER__PORT".to_owned(), "0".to_owned()),
+            ("CHAT__SERVER__WORKERS".to_owned(), "1".to_owned()),
+            (
+                "CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS".to_owned(),
+                "3".to_owned(),
+            ),
+            ("CHAT__RELAY__INTERVAL_MS".to_owned(), "20".to_owned()),
+            (
+                "CHAT__EMBEDDED__DATA_DIR".to_owned(),
+                data.path().display().to_string(),
+            ),
+        ]);
+        for (key, value) in overrides {
+            let name = format!("CHAT__{}", key.replace('.', "__").to_uppercase());
+            variables.insert(name, (*value).to_owned());
+        }
+        let environment = config::Environment::default().source(Some(variables));
+        let settings =
+            Settings::load_with(Path::new("/nonexistent"), Profile::Embedded, environment).unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let app = loop {
+            match Application::build(settings.clone(), Profile::Embedded) {
+                Ok(app) => break app,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("service not built yet ({error}); retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("the service did not start: {error}"),
+            }
+        };
+        let port = app.port();
+        let shutdown = app.shutdown_token();
+        let (stopped_tx, stopped) = tokio::sync::oneshot::channel();
+        actix_web::rt::spawn(async move {
+            app.run_until_stopped().await.unwrap();
+            let _ = stopped_tx.send(());
+        });
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            settings,
+            shutdown,
+            stopped: Some(stopped),
+            data,
+        }
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Shuts down gracefully, waits until it has stopped, and hands back its data folder.
+    pub async fn stop(mut self) -> DataDir {
+        self.shutdown.cancel();
+        if let Some(stopped) = self.stopped.take() {
+            tokio::time::timeout(PATIENCE, stopped)
+                .await
+                .expect("the service did not stop in time")
+                .unwrap();
+        }
+        std::mem::replace(&mut self.data, DataDir::Path(PathBuf::new()))
+    }
+
+    /// Starts graceful shutdown without waiting.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token for `user` signed with the service's secret.
+    pub fn token(&self, user: UserId) -> String {
+        TokenVerifier::new(&self.settings.auth)
+            .mint(user, None)
+            .unwrap()
+    }
+
+    /// An HTTP client.
+    pub fn http(&self) -> awc::Client {
+        awc::Client::builder().timeout(PATIENCE).finish()
+    }
+
+    /// `GET path` as `user` (or anonymously); returns status and JSON body.
+    pub async fn get(&self, path: &str, user: Option<UserId>) -> (u16, Value) {
+        let mut request = self.http().get(format!("{}{path}", self.address));
+        if let Some(user) = user {
+            request = request.bearer_auth(self.token(user));
+        }
+        let mut response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.body().limit(64 << 20).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body as `user`.
+    pub async fn post(&self, path: &str, user: UserId, body: &Value) -> (u16, Value) {
+        let mut response = self
+            .http()
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(self.token(user))
+            .send_json(body)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.body().await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Every page of a chat's history as `user`, `limit` per page; calls `between` after each
+    /// page. Returns the messages in the order served.
+    pub async fn page_all(
+        &self,
+        user: UserId,
+        chat: &str,
+        limit: u32,
+        mut between: impl AsyncFnMut(),
+    ) -> Vec<Value> {
+        let mut messages = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let path = match &cursor {
+                Some(cursor) => format!("/users/chat/{chat}?limit={limit}&cursor={cursor}"),
+                None => format!("/users/chat/{chat}?limit={limit}"),
+            };
+            let (status, page) = self.get(&path, Some(user)).await;
+            assert_eq!(status, 200, "{page}");
+            messages.extend(page["messages"].as_array().unwrap().iter().cloned());
+            between().await;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return messages,
+            }
+        }
+        panic!("paging never ended");
+    }
+
+    /// A WebSocket connection as `user`, token in the `Authorization` header; the `ready`
+    /// frame is already read.
+    pub async fn connect(&self, user: UserId) -> Socket {
+        let request = self.ws_request().bearer_auth(self.token(user));
+        let mut socket = Socket::open(request).await.unwrap();
+        let ready = socket.next_json().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        assert_eq!(ready["user_id"], user.to_string());
+        socket
+    }
+
+    /// A WebSocket handshake request to `/ws`, to be completed by the test.
+    pub fn ws_request(&self) -> awc::ws::WebsocketsRequest {
+        self.ws_request_to("/ws")
+    }
+
+    /// A WebSocket handshake request to `path_and_query`.
+    pub fn ws_request_to(&self, path_and_query: &str) -> awc::ws::WebsocketsRequest {
+        awc::Client::builder()
+            .max_http_version(awc::http::Version::HTTP_11)
+            .timeout(PATIENCE)
+            .finish()
+            .ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port))
+            .max_frame_size(64 << 20)
+    }
+}
+
+/// A WebSocket client connection.
+pub struct Socket {
+    framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+}
+
+/// What the server ended a socket with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// A close frame with this code.
+    Closed(Option<CloseCode>),
+    /// The stream ended without a close frame.
+    Dropped,
+}
+
+impl Socket {
+    /// Completes a handshake.
+    ///
+    /// # Errors
+    /// The handshake's error (e.g. 401).
+    pub async fn open(
+        request: awc::ws::WebsocketsRequest,
+    ) -> Result<Self, awc::error::WsClientError> {
+        let (_, framed) = request.connect().await?;
+        Ok(Self { framed })
+    }
+
+    /// Sends a JSON text frame.
+    pub async fn send(&mut self, frame: &Value) {
+        self.send_raw(Message::Text(frame.to_string().into())).await;
+    }
+
+    /// Sends any frame.
+    pub async fn send_raw(&mut self, message: Message) {
+        self.framed.send(message).await.unwrap();
+    }
+
+    /// Sends a text message `content` to user `to`; returns the ack.
+    pub async fn send_to_user(&mut self, to: UserId, client_msg_id: &str, content: &str) -> Value {
+        self.send(&json!({
+            "type": "send", "client_msg_id": client_msg_id, "to_user_id": to.to_string(),
+            "kind": "text", "content": content,
+        }))
+        .await;
+        self.expect("ack").await
+    }
+
+    /// Sends a text message `content` into chat `chat`; returns the ack.
+    pub async fn send_to_chat(&mut self, chat: &str, client_msg_id: &str, content: &str) -> Value {
+        self.send(&json!({
+            "type": "send", "client_msg_id": client_msg_id, "chat_id": chat,
+            "kind": "text", "content": content,
+        }))
+        .await;
+        self.expect("ack").await
+    }
+
+    /// The next frame; answers pings on the way. Panics on close or after [`PATIENCE`].
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_frame(PATIENCE).await {
+            Ok(value) => value,
+            Err(ended) => panic!("socket ended while a frame was expected: {ended:?}"),
+        }
+    }
+
+    /// The next text frame as JSON, or how the socket ended. Panics after `patience`.
+    pub async fn next_frame(&mut self, patience: Duration) -> Result<Value, Ended> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.framed.next())
+                .await
+                .expect("no frame in time");
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => return Ok(serde_json::from_slice(&bytes).unwrap()),
+                Some(Ok(Frame::Ping(payload))) => {
+                    self.framed.send(Message::Pong(payload)).await.unwrap();
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    return Err(Ended::Closed(reason.map(|reason| reason.code)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Err(Ended::Dropped),
+            }
+        }
+    }
+
+    /// Reads frames until one of type `kind` (others, e.g. typing, are skipped).
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        for _ in 0..1000 {
+            let frame = self.next_json().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+            assert_ne!(frame["type"], "error", "expected {kind}, got {frame}");
+        }
+        panic!("no {kind} frame");
+    }
+
+    /// Reads frames until an `error` frame; returns it.
+    pub async fn expect_error(&mut self) -> Value {
+        for _ in 0..1000 {
+            let frame = self.next_json().await;
+            if frame["type"] == "error" {
+                return frame;
+            }
+        }
+        panic!("no error frame");
+    }
+
+    /// Waits `duration` answering pings as a live client does; returns how the socket ended if
+    /// it did, `None` if it is still open. Text frames on the way are dropped.
+    pub async fn idle_for(&mut self, duration: Duration) -> Option<Ended> {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Frame::Ping(payload)))) => {
+                    self.framed.send(Message::Pong(payload)).await.unwrap();
+                }
+                Ok(Some(Ok(Frame::Close(reason)))) => {
+                    return Some(Ended::Closed(reason.map(|reason| reason.code)));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return Some(Ended::Dropped),
+            }
+        }
+    }
+
+    /// Asserts no text frame arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(Frame::Text(bytes)))) =
+            tokio::time::timeout(quiet, self.framed.next()).await
+        {
+            panic!("unexpected frame: {}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    /// How the socket ends, reading past any text frames.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            if let Err(ended) = self.next_frame(PATIENCE).await {
+                return ended;
+            }
+        }
+    }
+
+    /// Closes normally.
+    pub async fn close(mut self) {
+        let _ = self.framed.send(Message::Close(None)).await;
+    }
+}
+
+/// A fresh user id.
+pub fn user() -> UserId {
+    UserId::from_uuid(uuid::Uuid::new_v4())
+}

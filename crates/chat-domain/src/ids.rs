@@ -96,7 +96,8 @@ impl ChatId {
 }
 
 impl MessageId {
-    /// A fresh id carrying `at` (to the millisecond) and 74 random bits.
+    /// A fresh id carrying `at` (to the millisecond) and 74 random bits. Ids made this way in
+    /// one millisecond order at random: the service issues ids with [`MessageIdGenerator`].
     pub fn generate(at: OffsetDateTime) -> Self {
         let nanos = at.unix_timestamp_nanos();
         let millis = u64::try_from(nanos.div_euclid(1_000_000)).unwrap_or(0);
@@ -125,6 +126,51 @@ impl MessageId {
     /// Whether this id is a UUIDv7, as every id this service issues is.
     pub fn is_time_ordered(&self) -> bool {
         self.0.get_version_num() == 7
+    }
+}
+
+/// Issues message ids in strictly increasing order within this process, even within one
+/// millisecond: the UUIDv7's 12-bit `rand_a` field is a counter, seeded at random in the lower
+/// half each millisecond. The history order (newest first, then higher id first within a
+/// millisecond) therefore shows one instance's messages in the order they were accepted.
+/// Should 4096 ids be wanted in one millisecond, or the clock step back, the millisecond moves
+/// forward instead, so ids never repeat or go back; the message's timestamp is always the one
+/// in its id.
+#[derive(Debug, Default)]
+pub struct MessageIdGenerator {
+    last: std::sync::Mutex<(u64, u16)>,
+}
+
+impl MessageIdGenerator {
+    const COUNTER_MAX: u16 = 0x0FFF;
+
+    /// A generator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next id, at `now` (or just after the previous id, if that is later).
+    pub fn next(&self, now: OffsetDateTime) -> MessageId {
+        let random = *Uuid::new_v4().as_bytes();
+        let now_ms = u64::try_from(crate::model::millis(now)).unwrap_or(0);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seed = u16::from_be_bytes([random[0], random[1]]) & 0x07FF;
+        let (millis, counter) = match *last {
+            (last_ms, counter) if now_ms <= last_ms && counter < Self::COUNTER_MAX => {
+                (last_ms, counter + 1)
+            }
+            (last_ms, _) if now_ms <= last_ms => (last_ms + 1, seed),
+            _ => (now_ms, seed),
+        };
+        *last = (millis, counter);
+        drop(last);
+        let mut counter_random = [0u8; 10];
+        counter_random[..2].copy_from_slice(&counter.to_be_bytes());
+        counter_random[2..].copy_from_slice(&random[2..10]);
+        MessageId(uuid::Builder::from_unix_timestamp_millis(millis, &counter_random).into_uuid())
     }
 }
 
@@ -213,6 +259,28 @@ mod tests {
         let first = MessageId::generate(time::macros::datetime!(2026-01-01 00:00:00.001 UTC));
         let second = MessageId::generate(time::macros::datetime!(2026-01-01 00:00:00.002 UTC));
         assert!(first < second);
+    }
+
+    #[test]
+    fn generated_ids_increase_within_a_millisecond_and_keep_their_timestamp() {
+        let generator = MessageIdGenerator::new();
+        let at = time::macros::datetime!(2026-11-25 10:00:00.007 UTC);
+        let ids: Vec<MessageId> = (0..10_000).map(|_| generator.next(at)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(ids.iter().all(MessageId::is_time_ordered));
+        assert_eq!(ids[0].timestamp(), at);
+        // 10 000 ids overflow the 12-bit counter: the millisecond moves on, never back.
+        assert!(ids[9_999].timestamp() > at);
+        assert!(ids[9_999].timestamp() < at + time::Duration::milliseconds(10));
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_reorder_ids() {
+        let generator = MessageIdGenerator::new();
+        let later = generator.next(time::macros::datetime!(2026-11-25 10:00:01 UTC));
+        let earlier = generator.next(time::macros::datetime!(2026-11-25 10:00:00 UTC));
+        assert!(earlier > later);
+        assert_eq!(earlier.timestamp(), later.timestamp());
     }
 
     #[test]

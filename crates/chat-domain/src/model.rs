@@ -215,9 +215,10 @@ pub struct Message {
 }
 
 /// The place of a message in its chat's history. Its order is the history's order, **newest
-/// first**: later timestamps come first; within one millisecond, the lower message id comes
-/// first. That is exactly Cassandra's `CLUSTERING ORDER BY (timestamp DESC, message_id ASC)`,
-/// and every store must keep it.
+/// first**: later timestamps come first; within one millisecond, the higher message id comes
+/// first (ids increase as an instance accepts messages, see
+/// [`crate::ids::MessageIdGenerator`]). That is Cassandra's
+/// `CLUSTERING ORDER BY (timestamp DESC, message_id DESC)`, and every store must keep it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MessagePosition {
     /// Unix milliseconds of the message.
@@ -241,7 +242,7 @@ impl Ord for MessagePosition {
         other
             .timestamp_ms
             .cmp(&self.timestamp_ms)
-            .then_with(|| self.id.cmp(&other.id))
+            .then_with(|| other.id.cmp(&self.id))
     }
 }
 
@@ -284,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn positions_order_newest_first_then_lower_id() {
+    fn positions_order_newest_first_then_higher_id() {
         let at = time::macros::datetime!(2026-05-01 12:00:00 UTC);
         let older = MessagePosition::of_id(MessageId::generate(at));
         let newer = MessagePosition::of_id(MessageId::generate(at + time::Duration::SECOND));
@@ -297,7 +298,7 @@ mod tests {
             timestamp_ms: 5,
             id: MessageId::from_uuid(Uuid::from_u128(2)),
         };
-        assert!(low < high);
+        assert!(high < low);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::events::{LiveEvent, NewMessageEvent};
-use crate::ids::{ChatId, ClientMessageId, ConnectionId, MessageId, UserId};
+use crate::ids::{ChatId, ClientMessageId, ConnectionId, MessageId, MessageIdGenerator, UserId};
 use crate::model::{Chat, ChatSummary, Message, MessageKind, StoredMessage, truncate_to_millis};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{Appended, Ports, SealBinding};
@@ -129,6 +129,7 @@ pub struct ChatService {
     ports: Ports,
     limits: Limits,
     known_chats: Mutex<HashMap<ChatId, Chat>>,
+    message_ids: MessageIdGenerator,
 }
 
 impl ChatService {
@@ -138,6 +139,7 @@ impl ChatService {
             ports,
             limits,
             known_chats: Mutex::new(HashMap::new()),
+            message_ids: MessageIdGenerator::new(),
         }
     }
 
@@ -206,8 +208,8 @@ impl ChatService {
             Recipient::User(peer) => self.open_chat(sender, peer).await?,
         };
         let recipient = chat.peer_of(sender).ok_or(Error::ChatNotFound)?;
-        let timestamp = truncate_to_millis(OffsetDateTime::now_utc());
-        let id = MessageId::generate(timestamp);
+        let id = self.message_ids.next(OffsetDateTime::now_utc());
+        let timestamp = id.timestamp();
         let binding = SealBinding {
             chat_id: chat.id,
             message_id: id,

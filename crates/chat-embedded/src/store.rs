@@ -167,7 +167,10 @@ fn message_key(chat: ChatId, position: MessagePosition) -> [u8; MESSAGE_KEY_LEN]
     let mut key = [0u8; MESSAGE_KEY_LEN];
     key[..16].copy_from_slice(chat.as_bytes());
     key[16..24].copy_from_slice(&descending_millis(position.timestamp_ms));
-    key[24..].copy_from_slice(position.id.as_bytes());
+    // Inverted so that, within a millisecond, the higher id (the later message) comes first.
+    for (byte, id_byte) in key[24..].iter_mut().zip(position.id.as_bytes()) {
+        *byte = !id_byte;
+    }
     key
 }
 

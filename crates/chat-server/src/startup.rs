@@ -166,7 +166,11 @@ impl Application {
             ..
         } = self;
         let shutdown = state.shutdown.clone();
-        actix_web::rt::spawn(listen_for_signals(shutdown.clone()));
+        // Installed before anything else runs, so an early SIGTERM is never the default
+        // (abrupt) one.
+        let terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
         let relay_task = actix_web::rt::spawn(run_relay(
             relay,
             state.metrics.clone(),
@@ -198,20 +202,12 @@ impl Application {
     }
 }
 
-async fn listen_for_signals(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+async fn listen_for_signals(
+    mut terminate: tokio::signal::unix::Signal,
+    shutdown: CancellationToken,
+) {
     tokio::select! {
-        () = terminate => tracing::info!("SIGTERM received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         () = shutdown.cancelled() => return,
     }
