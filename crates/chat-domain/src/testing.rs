@@ -74,6 +74,12 @@ impl MemoryStore {
     }
 }
 
+/// The first position of any chat's history.
+const NEWEST_POSSIBLE: MessagePosition = MessagePosition {
+    timestamp_ms: i64::MAX,
+    id: MessageId::from_uuid(uuid::Uuid::max()),
+};
+
 fn position_state(position: MessagePosition) -> Vec<u8> {
     let mut state = position.timestamp_ms.to_be_bytes().to_vec();
     state.extend_from_slice(position.id.as_bytes());
@@ -125,15 +131,7 @@ impl MessageStore for MemoryStore {
         let state = lock(&self.state);
         let mut rows = state
             .messages
-            .range(
-                (
-                    chat,
-                    MessagePosition {
-                        timestamp_ms: i64::MAX,
-                        id: MessageId::from_uuid(uuid::Uuid::nil()),
-                    },
-                )..,
-            )
+            .range((chat, NEWEST_POSSIBLE)..)
             .take_while(|((id, _), _)| *id == chat)
             .filter(|((_, position), _)| after.is_none_or(|after| *position > after))
             .map(|(_, message)| message.clone());
