@@ -157,6 +157,19 @@ impl TestApp {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// `GET path` anonymously; returns status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .http()
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.body().limit(64 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// `POST path` with a JSON body as `user`.
     pub async fn post(&self, path: &str, user: UserId, body: &Value) -> (u16, Value) {
         let mut response = self

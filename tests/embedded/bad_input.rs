@@ -144,6 +144,11 @@ async fn rest_errors_are_json_with_a_code() {
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
+    let (status, body) = app.get("/chats", Some(alice)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let (status, body) = app
         .post("/chats", alice, &json!({"peer_id": "someone"}))
         .await;
@@ -171,4 +176,19 @@ async fn rest_errors_are_json_with_a_code() {
         (status, body["error"]["code"].as_str()),
         (404, Some("unknown_chat"))
     );
+}
+
+#[actix_web::test]
+async fn a_fragmented_message_over_the_size_limit_closes_the_socket_with_1009() {
+    use actix_http::ws::Item;
+    let app = TestApp::spawn().await;
+    let mut socket = app.connect(user()).await;
+    let half = "x".repeat(app.settings.websocket.max_frame_bytes / 2 + 1);
+    socket
+        .send_raw(Message::Continuation(Item::FirstText(half.clone().into())))
+        .await;
+    socket
+        .send_raw(Message::Continuation(Item::Last(half.into())))
+        .await;
+    assert_eq!(socket.ended().await, Ended::Closed(Some(CloseCode::Size)));
 }

@@ -160,3 +160,55 @@ async fn a_chat_opens_to_the_same_id_from_both_sides_and_lists_for_both() {
         assert_eq!(list["chats"][0]["peer_id"], peer.to_string());
     }
 }
+
+#[actix_web::test]
+async fn a_recipient_who_stops_reading_is_disconnected_without_stalling_the_sender() {
+    let app = TestApp::spawn_with(&[("websocket.outbound_queue", "4")]).await;
+    let (alice, bob) = (user(), user());
+    let mut alice_socket = app.connect(alice).await;
+    let mut bob_socket = app.connect(bob).await;
+    // Bob reads nothing while Alice sends far more than his socket buffers hold.
+    let content = "z".repeat(15 * 1024);
+    let started = std::time::Instant::now();
+    for i in 0..300 {
+        alice_socket
+            .send_to_user(bob, &format!("flood-{i}"), &content)
+            .await;
+    }
+    assert!(
+        started.elapsed() < system_tests::PATIENCE,
+        "the sender was held up by the slow recipient"
+    );
+    let ended = bob_socket.ended().await;
+    assert!(
+        matches!(
+            ended,
+            system_tests::Ended::Closed(Some(awc::ws::CloseCode::Again))
+                | system_tests::Ended::Dropped
+        ),
+        "{ended:?}"
+    );
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("chat_slow_consumer_disconnects_total 1"),
+        "{metrics}"
+    );
+    // Nothing was lost: Bob reconnects and syncs all 300.
+    let mut bob_socket = app.connect(bob).await;
+    let chat = app.get("/users/chat", Some(bob)).await.1["chat_ids"][0].clone();
+    let mut after: Option<serde_json::Value> = None;
+    let mut received = 0;
+    loop {
+        bob_socket
+            .send(&json!({"type": "sync", "chat_id": chat, "after_message_id": after}))
+            .await;
+        let batch = bob_socket.expect("sync_result").await;
+        let messages = batch["messages"].as_array().unwrap();
+        received += messages.len();
+        after = messages.last().map(|m| m["message_id"].clone());
+        if batch["has_more"] == false {
+            break;
+        }
+    }
+    assert_eq!(received, 300);
+}

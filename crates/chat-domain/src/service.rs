@@ -194,8 +194,9 @@ impl ChatService {
         Ok(chats)
     }
 
-    /// Validates, seals and stores a message. Once this returns, the message is durable and
-    /// may be acknowledged; then call [`ChatService::distribute`].
+    /// Validates, seals and stores a message, and adds it to the recent cache. Once this
+    /// returns, the message is durable and may be acknowledged; then call
+    /// [`ChatService::distribute`].
     ///
     /// # Errors
     /// Input errors ([`Error::EmptyContent`], [`Error::ContentTooLarge`],
@@ -240,6 +241,12 @@ impl ChatService {
             Appended::Stored => (message, false),
             Appended::Duplicate(original) => (original, true),
         };
+        // Before the ack, so a first page served from the cache after the ack has the message
+        // (or the window is gone). The adapter bounds this with a short timeout.
+        if let Err(error) = self.ports.recent.remember(&message).await {
+            tracing::warn!(%error, chat = %message.chat_id, "recent cache write failed");
+            self.forget_recent(message.chat_id).await;
+        }
         Ok(Accepted {
             ack: Ack {
                 client_msg_id: message.client_msg_id.clone(),
@@ -252,16 +259,12 @@ impl ChatService {
         })
     }
 
-    /// After the ack: caches the message and pushes it to the recipient and to the sender's
-    /// other connections. Never fails: a client that misses a push catches up with `sync`.
+    /// After the ack: pushes the message to the recipient and to the sender's other
+    /// connections. Never fails: a client that misses a push catches up with `sync`.
     /// A resend is pushed again, since the first attempt may have died before this step;
     /// clients drop what they already have by message id.
     pub async fn distribute(&self, accepted: &Accepted, origin: Option<ConnectionId>) {
         let message = &accepted.message;
-        if let Err(error) = self.ports.recent.remember(message).await {
-            tracing::warn!(%error, chat = %message.chat_id, "recent cache write failed");
-            self.forget_recent(message.chat_id).await;
-        }
         let event = LiveEvent::Message {
             message: message.clone(),
             origin,

@@ -97,8 +97,11 @@ pub struct ServerSettings {
     pub workers: usize,
     /// How long a graceful shutdown may take before connections are dropped.
     pub shutdown_timeout_secs: u64,
-    /// Requests slower than this get a 503 rather than hang a client.
-    pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's head (headers) before it gets a 408;
+    /// stops slow-loris connections from holding workers.
+    pub client_request_timeout_secs: u64,
+    /// Largest JSON request body (e.g. `POST /chats`).
+    pub max_json_body_bytes: usize,
     /// An instance name for logs and the `x-served-by` response header; empty means
     /// `host:port`.
     pub instance_name: String,

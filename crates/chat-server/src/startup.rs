@@ -94,6 +94,7 @@ impl Application {
 
         let app_state = state.clone();
         let verifier_data = web::Data::from(verifier);
+        let max_json_body_bytes = settings.server.max_json_body_bytes;
         let mut server = HttpServer::new(move || {
             let metrics = app_state.metrics.clone();
             App::new()
@@ -123,11 +124,13 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .configure(crate::routes::configure)
+                .configure(|config| crate::routes::configure(config, max_json_body_bytes))
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(settings.server.request_timeout_secs));
+        .client_request_timeout(Duration::from_secs(
+            settings.server.client_request_timeout_secs,
+        ));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -168,8 +171,7 @@ impl Application {
         let shutdown = state.shutdown.clone();
         // Installed before anything else runs, so an early SIGTERM is never the default
         // (abrupt) one.
-        let terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
         let relay_task = actix_web::rt::spawn(run_relay(
             relay,

@@ -8,24 +8,37 @@ use actix_web::{HttpRequest, web};
 
 use crate::error::ApiError;
 
-/// Registers every route.
-pub fn configure(config: &mut web::ServiceConfig) {
+/// Registers every route. A known path with another method is a 405, any other path a 404,
+/// both as JSON errors.
+pub fn configure(config: &mut web::ServiceConfig, max_json_body_bytes: usize) {
     config
         .app_data(
             web::JsonConfig::default()
-                .limit(16 * 1024)
+                .limit(max_json_body_bytes)
                 .error_handler(json_error),
         )
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .route("/healthz", web::get().to(health::live))
-        .route("/readyz", web::get().to(health::ready))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/ws", web::get().to(crate::ws::upgrade))
-        .route("/chats", web::post().to(chats::open))
-        .route("/users/chat", web::get().to(chats::list))
-        .route("/users/chat/{chat_id}", web::get().to(chats::history))
+        .service(resource("/healthz").route(web::get().to(health::live)))
+        .service(resource("/readyz").route(web::get().to(health::ready)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/ws").route(web::get().to(crate::ws::upgrade)))
+        .service(resource("/chats").route(web::post().to(chats::open)))
+        .service(resource("/users/chat").route(web::get().to(chats::list)))
+        .service(resource("/users/chat/{chat_id}").route(web::get().to(chats::history)))
         .default_service(web::to(not_found));
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take that method",
+    ))
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -80,6 +80,7 @@ pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
             None,
         ));
     };
+    // Read leniently: the reference only labels the error about this frame.
     let explicit_ref = fields.get("ref").and_then(Value::as_str).map(str::to_owned);
     let client_msg_id = fields
         .get("client_msg_id")
@@ -97,7 +98,10 @@ pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
     let read = Fields(&fields);
     let frame = match kind {
         "send" => {
-            let to = match (read.opt_str("chat_id"), read.opt_str("to_user_id")) {
+            let to = match (
+                read.opt_str("chat_id").map_err(fail)?,
+                read.opt_str("to_user_id").map_err(fail)?,
+            ) {
                 (Some(chat), None) => {
                     Recipient::Chat(ChatId::parse(chat, "chat_id").map_err(fail)?)
                 }
@@ -111,7 +115,7 @@ pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
                     )));
                 }
             };
-            let kind = match read.opt_str("kind") {
+            let kind = match read.opt_str("kind").map_err(fail)? {
                 Some(kind) => kind.parse::<MessageKind>().map_err(fail)?,
                 None => MessageKind::Text,
             };
@@ -132,6 +136,7 @@ pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
             chat_id: read.chat_id().map_err(fail)?,
             after_message_id: read
                 .opt_str("after_message_id")
+                .map_err(fail)?
                 .map(|id| MessageId::parse(id, "after_message_id"))
                 .transpose()
                 .map_err(fail)?,
@@ -153,8 +158,13 @@ pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
 struct Fields<'a>(&'a serde_json::Map<String, Value>);
 
 impl Fields<'_> {
-    fn opt_str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
+    /// An optional string field: absent or `null` is `None`; any other type is an error.
+    fn opt_str(&self, name: &'static str) -> Result<Option<&str>, Error> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(Error::invalid(name, "must be a string")),
+        }
     }
 
     fn str(&self, name: &'static str) -> Result<&str, Error> {
@@ -345,6 +355,22 @@ mod tests {
                 r#"{{"type":"send","chat_id":"{chat}","content":"x"}}"#
             )),
             "invalid_field"
+        );
+        for wrong_type in [
+            format!(
+                r#"{{"type":"send","client_msg_id":"c","chat_id":"{chat}","kind":1,"content":"x"}}"#
+            ),
+            format!(r#"{{"type":"send","client_msg_id":"c","chat_id":5,"content":"x"}}"#),
+            format!(r#"{{"type":"sync","chat_id":"{chat}","after_message_id":5}}"#),
+            format!(r#"{{"type":"send","client_msg_id":"c","chat_id":"{chat}","content":7}}"#),
+        ] {
+            assert_eq!(code_of(&wrong_type), "invalid_field", "{wrong_type}");
+        }
+        assert_eq!(
+            code_of(&format!(
+                r#"{{"type":"sync","chat_id":"{chat}","after_message_id":null}}"#
+            )),
+            "ok"
         );
         assert_eq!(
             code_of(&format!(

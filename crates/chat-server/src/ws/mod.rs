@@ -8,6 +8,7 @@
 
 pub mod frames;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,17 @@ async fn run_connection(
     let user = caller.user_id;
     let connection = ConnectionId::generate();
     let (queue, queued) = mpsc::channel(state.settings.websocket.outbound_queue);
+    // Queued before the connection is registered, so `ready` is always the first frame.
+    let ready = ServerFrame::Ready {
+        user_id: user,
+        connection_id: connection.to_string(),
+        heartbeat_interval_secs: state.settings.websocket.heartbeat_interval_secs,
+        max_frame_bytes: state.settings.websocket.max_frame_bytes,
+        max_content_bytes: state.settings.limits.max_content_bytes,
+    };
+    if queue.try_send(Outbound::Frame(ready)).is_err() {
+        return;
+    }
     let (signal, first_here) =
         state
             .connections
@@ -80,31 +92,21 @@ async fn run_connection(
     if first_here && let Err(error) = state.service.ports().fan_out.watch(user).await {
         tracing::warn!(%error, %user, "could not route the user's events here");
     }
-    let writer = actix_web::rt::spawn(write_frames(
+    let mut writer = actix_web::rt::spawn(write_frames(
         state.service.clone(),
         session.clone(),
         queued,
         signal.token.clone(),
     ));
-    let ready = ServerFrame::Ready {
-        user_id: user,
-        connection_id: connection.to_string(),
-        heartbeat_interval_secs: state.settings.websocket.heartbeat_interval_secs,
-        max_frame_bytes: state.settings.websocket.max_frame_bytes,
-        max_content_bytes: state.settings.limits.max_content_bytes,
+    let mut reader = Reader {
+        state: &state,
+        user,
+        connection,
+        queue: &queue,
+        session: session.clone(),
+        too_slow: Cell::new(false),
     };
-    let ending = if queue.send(Outbound::Frame(ready)).await.is_ok() {
-        let mut reader = Reader {
-            state: &state,
-            user,
-            connection,
-            queue: &queue,
-            session: session.clone(),
-        };
-        reader.read(&mut stream, &signal, &caller).await
-    } else {
-        Ending::Gone
-    };
+    let ending = reader.read(&mut stream, &signal, &caller).await;
 
     if state.connections.unregister(user, connection)
         && let Err(error) = state.service.ports().fan_out.unwatch(user).await
@@ -112,9 +114,14 @@ async fn run_connection(
         tracing::warn!(%error, %user, "could not stop routing the user's events here");
     }
     drop(queue);
-    // Let the writer flush what is queued (the last ack included) before the close frame.
-    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+    // Let the writer flush what is queued (the last ack included) before the close frame; a
+    // client that does not read gets no more time than that.
+    if tokio::time::timeout(CLOSE_FLUSH, &mut writer)
+        .await
+        .is_err()
+    {
         tracing::debug!(%connection, "queue not flushed in time");
+        writer.abort();
     }
     let reason = match ending {
         Ending::Close(cause) => Some(Some(cause.reason())),
@@ -133,6 +140,8 @@ struct Reader<'a> {
     connection: ConnectionId,
     queue: &'a mpsc::Sender<Outbound>,
     session: Session,
+    /// Set when an answer could not be queued in time: the client does not read.
+    too_slow: Cell<bool>,
 }
 
 impl Reader<'_> {
@@ -147,7 +156,11 @@ impl Reader<'_> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
-        let token_left = (caller.expires_at - time::OffsetDateTime::now_utc())
+        // The same leeway as at the upgrade, so a token accepted there is not dropped at once.
+        let leeway = time::Duration::seconds(
+            i64::try_from(self.state.settings.auth.leeway_secs).unwrap_or(i64::MAX),
+        );
+        let token_left = (caller.expires_at + leeway - time::OffsetDateTime::now_utc())
             .try_into()
             .unwrap_or(Duration::ZERO);
         let expiry = tokio::time::sleep(token_left);
@@ -180,11 +193,22 @@ impl Reader<'_> {
                         Some(Err(ProtocolError::Overflow)) => {
                             return Ending::Close(CloseCause::FrameTooLarge);
                         }
+                        // actix-ws reports a message whose fragments exceed the limit as I/O.
+                        Some(Err(ProtocolError::Io(error)))
+                            if error.to_string().contains("continuation size") =>
+                        {
+                            return Ending::Close(CloseCause::FrameTooLarge);
+                        }
                         Some(Err(error)) => {
                             tracing::debug!(%error, "websocket protocol error");
                             return Ending::Close(CloseCause::ProtocolError);
                         }
-                        Some(Ok(AggregatedMessage::Text(text))) => self.answer(&text).await,
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            self.answer(&text).await;
+                            if self.too_slow.get() {
+                                return Ending::Close(CloseCause::TooSlow);
+                            }
+                        }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             self.reply_error(ServerFrame::error(
                                 "unsupported_frame",
@@ -209,8 +233,15 @@ impl Reader<'_> {
     }
 
     async fn reply(&self, frame: ServerFrame) {
-        // Waiting here slows this client's reading down to its own writing speed.
-        let _ = self.queue.send(Outbound::Frame(frame)).await;
+        // Waiting here slows this client's reading down to its own writing speed, but only so
+        // long: a client that stops reading is closed rather than held forever.
+        let wait = self.state.settings.websocket.frame_timeout();
+        if let Err(error) = self.queue.send_timeout(Outbound::Frame(frame), wait).await {
+            if matches!(error, mpsc::error::SendTimeoutError::Timeout(_)) {
+                self.state.metrics.slow_consumers.inc();
+            }
+            self.too_slow.set(true);
+        }
     }
 
     async fn reply_error(&self, frame: ServerFrame) {
@@ -229,18 +260,25 @@ impl Reader<'_> {
             }
         };
         let reference = parsed.reference;
-        let timeout = self.state.settings.websocket.frame_timeout();
-        let work = self.handle(parsed.frame);
-        let result = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(chat_domain::Error::Unavailable(
-                "storage (timed out)".to_owned(),
-            )),
-        };
-        if let Err(error) = result {
+        if let Err(error) = self.handle(parsed.frame).await {
             self.reply_error(ServerFrame::domain_error(&error, reference))
                 .await;
         }
+    }
+
+    /// Runs `work` within the frame timeout.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = chat_domain::Result<T>>,
+    ) -> chat_domain::Result<T> {
+        let timeout = self.state.settings.websocket.frame_timeout();
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(chat_domain::Error::Unavailable(
+                    "storage (timed out)".into(),
+                ))
+            })
     }
 
     async fn handle(&self, frame: ClientFrame) -> chat_domain::Result<()> {
@@ -248,7 +286,9 @@ impl Reader<'_> {
         match frame {
             ClientFrame::Send(request) => {
                 let started = Instant::now();
-                let accepted = service.accept(self.user, request).await?;
+                // A timed-out send may still be stored: the client resends with the same
+                // client_msg_id and gets the original ack.
+                let accepted = self.bounded(service.accept(self.user, request)).await?;
                 let outcome = if accepted.duplicate {
                     "duplicate"
                 } else {
@@ -264,24 +304,31 @@ impl Reader<'_> {
                     .metrics
                     .send_seconds
                     .observe(started.elapsed().as_secs_f64());
-                service.distribute(&accepted, Some(self.connection)).await;
+                // After the ack nothing may turn into an error for this frame.
+                let timeout = self.state.settings.websocket.frame_timeout();
+                let delivery = service.distribute(&accepted, Some(self.connection));
+                if tokio::time::timeout(timeout, delivery).await.is_err() {
+                    tracing::warn!(message = %accepted.ack.message_id, "live delivery timed out");
+                }
             }
             ClientFrame::Seen {
                 chat_id,
                 message_id,
             } => {
-                service.mark_seen(self.user, chat_id, message_id).await?;
+                self.bounded(service.mark_seen(self.user, chat_id, message_id))
+                    .await?;
             }
             ClientFrame::Sync {
                 chat_id,
                 after_message_id,
             } => {
-                let batch = service.sync(self.user, chat_id, after_message_id).await?;
+                let batch = self
+                    .bounded(service.sync(self.user, chat_id, after_message_id))
+                    .await?;
                 self.reply(ServerFrame::sync(batch)).await;
             }
             ClientFrame::Typing { chat_id } => {
-                service
-                    .typing(self.user, chat_id, Some(self.connection))
+                self.bounded(service.typing(self.user, chat_id, Some(self.connection)))
                     .await?;
             }
         }
