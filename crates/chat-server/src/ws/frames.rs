@@ -360,7 +360,7 @@ mod tests {
             format!(
                 r#"{{"type":"send","client_msg_id":"c","chat_id":"{chat}","kind":1,"content":"x"}}"#
             ),
-            format!(r#"{{"type":"send","client_msg_id":"c","chat_id":5,"content":"x"}}"#),
+            r#"{"type":"send","client_msg_id":"c","chat_id":5,"content":"x"}"#.to_owned(),
             format!(r#"{{"type":"sync","chat_id":"{chat}","after_message_id":5}}"#),
             format!(r#"{{"type":"send","client_msg_id":"c","chat_id":"{chat}","content":7}}"#),
         ] {
