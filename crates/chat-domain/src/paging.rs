@@ -109,3 +109,20 @@ pub struct RecentWindow {
     /// Whether these are all the chat's messages (the chat is shorter than the window).
     pub complete: bool,
 }
+
+impl RecentWindow {
+    /// Inserts `message` at its place (newest first), replacing an entry with the same id, and
+    /// keeps at most `capacity` messages; dropping one makes the window incomplete. Cache
+    /// adapters share this so every one keeps the same order.
+    pub fn insert(&mut self, message: &StoredMessage, capacity: usize) {
+        self.messages.retain(|m| m.id != message.id);
+        let at = self
+            .messages
+            .partition_point(|m| m.position() < message.position());
+        self.messages.insert(at, message.clone());
+        if self.messages.len() > capacity {
+            self.messages.truncate(capacity);
+            self.complete = false;
+        }
+    }
+}

@@ -13,8 +13,10 @@ use crate::model::{Chat, ChatSummary, Message, MessageKind, StoredMessage, trunc
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{Appended, Ports, SealBinding};
 
-/// The bounds the use cases enforce. Defaults match `config/default.toml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The bounds the use cases enforce (the `[limits]` settings). Defaults match
+/// `config/default.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// The largest message content, in bytes of UTF-8.
     pub max_content_bytes: usize,

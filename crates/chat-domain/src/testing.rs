@@ -289,18 +289,6 @@ impl MemoryCache {
     }
 }
 
-fn insert_in_order(window: &mut RecentWindow, message: &StoredMessage, capacity: usize) {
-    window.messages.retain(|m| m.id != message.id);
-    let at = window
-        .messages
-        .partition_point(|m| m.position() < message.position());
-    window.messages.insert(at, message.clone());
-    if window.messages.len() > capacity {
-        window.messages.truncate(capacity);
-        window.complete = false;
-    }
-}
-
 #[async_trait]
 impl RecentMessages for MemoryCache {
     async fn window(&self, chat: ChatId) -> Result<Option<RecentWindow>> {
@@ -315,7 +303,7 @@ impl RecentMessages for MemoryCache {
         merged.complete = window.complete;
         *primed = true;
         for message in &window.messages {
-            insert_in_order(merged, message, self.capacity);
+            merged.insert(message, self.capacity);
         }
         Ok(())
     }
@@ -324,7 +312,7 @@ impl RecentMessages for MemoryCache {
         self.failing.check("memory cache")?;
         let mut windows = lock(&self.windows);
         let (window, _) = windows.entry(message.chat_id).or_default();
-        insert_in_order(window, message, self.capacity);
+        window.insert(message, self.capacity);
         Ok(())
     }
 

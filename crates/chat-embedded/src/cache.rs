@@ -200,20 +200,6 @@ struct CachedWindow {
     primed: bool,
 }
 
-/// Inserts `message` at its place (newest first), replacing an entry with the same id, and
-/// trims the window to `capacity`, which makes it incomplete.
-fn insert_in_order(window: &mut RecentWindow, message: &StoredMessage, capacity: usize) {
-    window.messages.retain(|m| m.id != message.id);
-    let at = window
-        .messages
-        .partition_point(|m| m.position() < message.position());
-    window.messages.insert(at, message.clone());
-    if window.messages.len() > capacity {
-        window.messages.truncate(capacity);
-        window.complete = false;
-    }
-}
-
 #[async_trait]
 impl RecentMessages for InProcessCache {
     async fn window(&self, chat: ChatId) -> Result<Option<RecentWindow>> {
@@ -233,7 +219,7 @@ impl RecentMessages for InProcessCache {
         merged.primed = true;
         merged.window.complete = window.complete;
         for message in &window.messages {
-            insert_in_order(&mut merged.window, message, self.window_capacity);
+            merged.window.insert(message, self.window_capacity);
         }
         windows.insert(chat, merged, now);
         Ok(())
@@ -243,10 +229,10 @@ impl RecentMessages for InProcessCache {
         let now = Instant::now();
         let mut windows = lock(&self.windows);
         match windows.get_mut(&message.chat_id, now) {
-            Some(cached) => insert_in_order(&mut cached.window, message, self.window_capacity),
+            Some(cached) => cached.window.insert(message, self.window_capacity),
             None => {
                 let mut started = CachedWindow::default();
-                insert_in_order(&mut started.window, message, self.window_capacity);
+                started.window.insert(message, self.window_capacity);
                 windows.insert(message.chat_id, started, now);
             }
         }

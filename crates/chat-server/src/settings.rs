@@ -73,7 +73,7 @@ pub struct Settings {
     /// Access tokens.
     pub auth: AuthSettings,
     /// What clients may send and ask for.
-    pub limits: LimitSettings,
+    pub limits: chat_domain::Limits,
     /// WebSocket connections.
     pub websocket: WebSocketSettings,
     /// Content encryption keys.
@@ -136,23 +136,6 @@ impl fmt::Debug for AuthSettings {
             .field("allow_query_token", &self.allow_query_token)
             .finish()
     }
-}
-
-/// What clients may send and ask for.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LimitSettings {
-    /// Largest message content in bytes.
-    pub max_content_bytes: usize,
-    /// History page size when the client names none.
-    pub default_page_size: u32,
-    /// Largest history page.
-    pub max_page_size: u32,
-    /// Most messages in one `sync` answer.
-    pub max_sync_batch: u32,
-    /// Newest messages per chat kept in the recent cache (0 turns cache reads off).
-    pub recent_window: u32,
-    /// Chats whose membership each instance remembers.
-    pub known_chats: usize,
 }
 
 /// WebSocket connections.
@@ -258,18 +241,6 @@ impl Settings {
             return invalid("websocket.outbound_queue and relay.batch must be positive");
         }
         Ok(())
-    }
-
-    /// The limits the use cases enforce.
-    pub fn domain_limits(&self) -> chat_domain::Limits {
-        chat_domain::Limits {
-            max_content_bytes: self.limits.max_content_bytes,
-            default_page_size: self.limits.default_page_size,
-            max_page_size: self.limits.max_page_size,
-            max_sync_batch: self.limits.max_sync_batch,
-            recent_window: self.limits.recent_window,
-            known_chats: self.limits.known_chats,
-        }
     }
 
     /// The instance name for logs and the `x-served-by` header.

@@ -60,7 +60,7 @@ impl Application {
         let connections = Arc::new(Connections::new(metrics.clone()));
         let wiring = wire(&settings, profile, connections.clone())?;
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
-        let service = Arc::new(ChatService::new(wiring.ports, settings.domain_limits()));
+        let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
         let verifier = Arc::new(TokenVerifier::new(&settings.auth));
         if settings.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET {
             tracing::warn!(
