@@ -37,6 +37,9 @@ pub enum StartupError {
     /// The embedded store or event log could not be opened.
     #[error("embedded storage: {0}")]
     Embedded(#[from] chat_embedded::EmbeddedError),
+    /// The SIGTERM handler could not be installed.
+    #[error("cannot handle SIGTERM: {0}")]
+    Signal(std::io::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -48,6 +51,9 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     relay: OutboxRelay,
+    /// Registered before the listener opens, so a SIGTERM that arrives as soon as the service
+    /// answers is never the default, abrupt one.
+    terminate: tokio::signal::unix::Signal,
 }
 
 impl Application {
@@ -56,6 +62,8 @@ impl Application {
     /// # Errors
     /// [`StartupError`] when an adapter, a key or the listener fails.
     pub fn build(settings: Settings, profile: Profile) -> Result<Self, StartupError> {
+        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(StartupError::Signal)?;
         let metrics = Arc::new(Metrics::new()?);
         let connections = Arc::new(Connections::new(metrics.clone()));
         let wiring = wire(&settings, profile, connections.clone())?;
@@ -144,6 +152,7 @@ impl Application {
             port,
             state,
             relay,
+            terminate,
         })
     }
 
@@ -166,12 +175,10 @@ impl Application {
             server,
             state,
             relay,
+            terminate,
             ..
         } = self;
         let shutdown = state.shutdown.clone();
-        // Installed before anything else runs, so an early SIGTERM is never the default
-        // (abrupt) one.
-        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
         let relay_task = actix_web::rt::spawn(run_relay(
             relay,
