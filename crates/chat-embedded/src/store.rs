@@ -12,8 +12,9 @@
 //! | `outbox`     | event id (16, UUIDv7: oldest first)                     | `NewMessageEvent`  |
 //!
 //! Millis are stored big-endian with the sign bit flipped, so byte order is numeric order; in
-//! `messages` they are also inverted, so a forward scan of a chat's keys is newest first with
-//! ties broken by ascending message id: exactly [`MessagePosition`]'s order.
+//! `messages` they are inverted, and so are the message id's bytes, so a forward scan of a
+//! chat's keys is newest first with ties broken by descending message id: exactly
+//! [`MessagePosition`]'s order.
 //!
 //! Every redb call blocks (a commit fsyncs), so each port method runs on tokio's blocking pool.
 //! redb runs one write transaction at a time, which is what makes the dedup check of

@@ -203,12 +203,7 @@ impl Reader<'_> {
                             tracing::debug!(%error, "websocket protocol error");
                             return Ending::Close(CloseCause::ProtocolError);
                         }
-                        Some(Ok(AggregatedMessage::Text(text))) => {
-                            self.answer(&text).await;
-                            if self.too_slow.get() {
-                                return Ending::Close(CloseCause::TooSlow);
-                            }
-                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => self.answer(&text).await,
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             self.reply_error(ServerFrame::error(
                                 "unsupported_frame",
@@ -226,6 +221,9 @@ impl Reader<'_> {
                         Some(Ok(AggregatedMessage::Close(reason))) => {
                             return Ending::ClientClosed(reason);
                         }
+                    }
+                    if self.too_slow.get() {
+                        return Ending::Close(CloseCause::TooSlow);
                     }
                 }
             }
