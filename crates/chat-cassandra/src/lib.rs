@@ -1,0 +1,61 @@
+//! # chat-cassandra
+//!
+//! The Apache Cassandra adapters of chat-message-service: the message store (with the outbox
+//! written in the same logged batch as each message) and the chat directory, plus the schema's
+//! versioned migrations. Built on `cdrs-tokio`; reusable by sibling services through
+//! [`CassandraConfig`], [`connect_adapters`] and the domain's ports. The data model and the
+//! query each table serves: `docs/data-model.md`.
+//!
+//! ## Layout
+//! - [`config`]: [`CassandraConfig`], a plain struct (contact points, keyspace, datacenter,
+//!   consistency, timeouts, pool size, replication).
+//! - [`session`]: the driver session and [`session::Db`], which every request goes through.
+//! - [`migrations`]: `migrations/*.cql`, applied once each by [`migrations::migrate`].
+//! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports.
+//! - [`chats`]: [`CassandraChats`], the `ChatDirectory` port.
+//! - [`error`]: [`CassandraError`] and its mapping into `chat_domain::Error`.
+//!
+//! ## How cdrs-tokio's gaps are covered
+//! - **No request timeout**: every request runs under `tokio::time::timeout`
+//!   (`request_timeout_ms`); a timeout is `Unavailable`, never a hang.
+//! - **Paging by hand**: the built-in pager drops bound values, so pages are fetched with
+//!   `page_size` and the driver's `paging_state` on `exec_with_params`.
+//! - **One connection per node by default**: the pool size comes from `pool_size`.
+//! - **Blobs must be wrapped**: a bare `Vec<u8>` would be sent as a CQL list; every blob goes
+//!   through `Blob`.
+//! - **Token-aware routing** needs positional values: every statement binds with
+//!   `query_values!(a, b, …)`, never named values.
+//! - **Reconnection**: the driver's exponential reconnection policy (the default) is kept.
+#![forbid(unsafe_code)]
+
+pub mod chats;
+pub mod config;
+pub mod error;
+pub mod migrations;
+mod rows;
+pub mod session;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use chats::CassandraChats;
+pub use config::{CassandraConfig, Replication};
+pub use error::CassandraError;
+pub use migrations::migrate;
+pub use store::CassandraStore;
+
+/// Connects to the service's keyspace and prepares both adapters (migrations must have run).
+///
+/// # Errors
+/// [`CassandraError`] when the cluster is unreachable or the schema is missing.
+pub async fn connect_adapters(
+    config: &CassandraConfig,
+) -> Result<(CassandraStore, CassandraChats), CassandraError> {
+    let keyspace = config.checked_keyspace()?;
+    let session = Arc::new(session::connect(config, Some(keyspace)).await?);
+    let db = session::Db::new(session, config)?;
+    Ok((
+        CassandraStore::new(db.clone(), config).await?,
+        CassandraChats::new(db).await?,
+    ))
+}

@@ -1,0 +1,198 @@
+//! Versioned, idempotent schema migrations, kept in `migrations/*.cql` and compiled in. Each is
+//! applied once per keyspace and recorded in `schema_migrations`; every statement is written
+//! to be safe to run again (`IF NOT EXISTS`), so a migration interrupted halfway is simply run
+//! again. Run them from one place at a time (`message-service migrate`, a deploy job), since
+//! concurrent schema changes from several clients are what Cassandra handles worst.
+
+use std::time::{Duration, Instant};
+
+use cdrs_tokio::types::rows::Row;
+use uuid::Uuid;
+
+use crate::config::CassandraConfig;
+use crate::error::CassandraError;
+use crate::rows::get;
+use crate::session::{Db, connect};
+
+/// One migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Applied in increasing order.
+    pub version: u32,
+    /// The file it comes from.
+    pub name: &'static str,
+    /// Its statements, separated by `;`.
+    pub cql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_messages_and_chats.cql",
+        cql: include_str!("../migrations/0001_messages_and_chats.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_outbox.cql",
+        cql: include_str!("../migrations/0002_outbox.cql"),
+    },
+];
+
+/// Schema changes may take a while on a busy node.
+const SCHEMA_TIMEOUT_MS: u64 = 60_000;
+
+/// Creates the keyspace if needed and applies every migration not yet applied. Returns the
+/// versions applied now.
+///
+/// # Errors
+/// [`CassandraError`] when the cluster is unreachable or a statement fails.
+pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraError> {
+    let keyspace = config.checked_keyspace()?;
+    let admin = Db::new(std::sync::Arc::new(connect(config, None).await?), config)?;
+    admin
+        .query(
+            &format!(
+                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
+                config.replication_cql()?
+            ),
+            SCHEMA_TIMEOUT_MS,
+        )
+        .await?;
+    wait_for_schema_agreement(&admin).await?;
+    admin
+        .query(
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations \
+                 (version int PRIMARY KEY, name text, applied_at timestamp)"
+            ),
+            SCHEMA_TIMEOUT_MS,
+        )
+        .await?;
+    wait_for_schema_agreement(&admin).await?;
+    let applied_rows = admin
+        .query(
+            &format!("SELECT version FROM {keyspace}.schema_migrations"),
+            SCHEMA_TIMEOUT_MS,
+        )
+        .await?;
+    let applied: Vec<i32> = applied_rows
+        .iter()
+        .map(|row| get::<i32>(row, "version", "schema_migrations"))
+        .collect::<Result<_, _>>()?;
+    let db = Db::new(
+        std::sync::Arc::new(connect(config, Some(keyspace)).await?),
+        config,
+    )?;
+    let mut now_applied = Vec::new();
+    for migration in MIGRATIONS {
+        let version = i32::try_from(migration.version).unwrap_or(i32::MAX);
+        if applied.contains(&version) {
+            continue;
+        }
+        for statement in statements(migration.cql) {
+            db.query(&statement, SCHEMA_TIMEOUT_MS)
+                .await
+                .map_err(|error| CassandraError::Migration {
+                    version: migration.version,
+                    name: migration.name,
+                    reason: error.to_string(),
+                })?;
+            wait_for_schema_agreement(&db).await?;
+        }
+        db.query(
+            &format!(
+                "INSERT INTO schema_migrations (version, name, applied_at) \
+                 VALUES ({version}, '{}', toTimestamp(now()))",
+                migration.name
+            ),
+            SCHEMA_TIMEOUT_MS,
+        )
+        .await?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "migration applied"
+        );
+        now_applied.push(migration.version);
+    }
+    Ok(now_applied)
+}
+
+/// The statements of a migration file: `--` comments dropped, split on `;`.
+fn statements(cql: &str) -> Vec<String> {
+    let without_comments: String = cql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until every live node reports the same schema version, so the statements that follow
+/// (and other instances' prepares) see the change on whichever node they reach.
+async fn wait_for_schema_agreement(db: &Db) -> Result<(), CassandraError> {
+    let deadline = Instant::now() + Duration::from_millis(SCHEMA_TIMEOUT_MS);
+    loop {
+        let local = db
+            .query("SELECT schema_version FROM system.local", SCHEMA_TIMEOUT_MS)
+            .await?;
+        let peers = db
+            .query("SELECT schema_version FROM system.peers", SCHEMA_TIMEOUT_MS)
+            .await?;
+        let versions: Vec<Uuid> = local
+            .iter()
+            .chain(peers.iter())
+            .filter_map(|row: &Row| get::<Uuid>(row, "schema_version", "system.local").ok())
+            .collect();
+        if versions.windows(2).all(|pair| pair[0] == pair[1]) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(CassandraError::Timeout(SCHEMA_TIMEOUT_MS));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_files_split_into_statements_without_comments() {
+        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.cql)).collect();
+        assert_eq!(all.len(), 6);
+        assert!(
+            all.iter()
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+        );
+        assert!(all.iter().all(|s| !s.contains("--")));
+    }
+
+    #[test]
+    fn versions_increase() {
+        assert!(
+            MIGRATIONS
+                .windows(2)
+                .all(|pair| pair[0].version < pair[1].version)
+        );
+    }
+
+    #[test]
+    fn no_statement_uses_allow_filtering() {
+        for migration in MIGRATIONS {
+            assert!(
+                !migration
+                    .cql
+                    .to_ascii_uppercase()
+                    .contains("ALLOW FILTERING")
+            );
+        }
+    }
+}

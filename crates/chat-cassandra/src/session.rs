@@ -1,0 +1,262 @@
+//! The connection to the cluster, and the few ways this adapter talks over it. Every request
+//! goes through [`Db`], which adds what cdrs-tokio lacks: a deadline per request, the configured
+//! consistency on every statement, and page-by-page paging with the driver's paging state.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdrs_tokio::authenticators::StaticPasswordAuthenticatorProvider;
+use cdrs_tokio::cluster::connection_pool::ConnectionPoolConfigBuilder;
+use cdrs_tokio::cluster::session::{Session, SessionBuilder, TcpSessionBuilder};
+use cdrs_tokio::cluster::{NodeAddress, NodeTcpConfigBuilder, TcpConnectionManager};
+use cdrs_tokio::consistency::Consistency;
+use cdrs_tokio::frame::Version;
+use cdrs_tokio::load_balancing::TopologyAwareLoadBalancingStrategy;
+use cdrs_tokio::load_balancing::node_distance_evaluator::TopologyAwareNodeDistanceEvaluator;
+use cdrs_tokio::query::{BatchQueryBuilder, PreparedQuery, QueryValues};
+use cdrs_tokio::statement::StatementParamsBuilder;
+use cdrs_tokio::transport::TransportTcp;
+use cdrs_tokio::types::CBytes;
+use cdrs_tokio::types::rows::Row;
+
+use crate::config::CassandraConfig;
+use crate::error::CassandraError;
+
+/// The driver session this adapter uses: plain TCP, token- and datacenter-aware routing.
+pub type CassandraSession = Session<
+    TransportTcp,
+    TcpConnectionManager,
+    TopologyAwareLoadBalancingStrategy<TransportTcp, TcpConnectionManager>,
+>;
+
+/// Opens a session to the cluster, using `keyspace` when given.
+///
+/// # Errors
+/// [`CassandraError`] when no contact point answers within the connect timeout.
+pub async fn connect(
+    config: &CassandraConfig,
+    keyspace: Option<&str>,
+) -> Result<CassandraSession, CassandraError> {
+    if config.contact_points.is_empty() {
+        return Err(CassandraError::Config("no contact_points".to_owned()));
+    }
+    let version = match config.protocol_version {
+        4 => Version::V4,
+        5 => Version::V5,
+        other => {
+            return Err(CassandraError::Config(format!(
+                "protocol_version {other}: use 4 or 5"
+            )));
+        }
+    };
+    let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+    let mut node_config = NodeTcpConfigBuilder::new()
+        .with_contact_points(
+            config
+                .contact_points
+                .iter()
+                .map(NodeAddress::from)
+                .collect(),
+        )
+        .with_version(version);
+    if !config.username.is_empty() {
+        node_config = node_config.with_authenticator_provider(Arc::new(
+            StaticPasswordAuthenticatorProvider::new(&config.username, &config.password),
+        ));
+    }
+    let node_config = within(config.connect_timeout_ms, node_config.build()).await??;
+    let pool = ConnectionPoolConfigBuilder::new()
+        .with_local_size(config.pool_size.max(1))
+        .with_remote_size(1)
+        .with_connect_timeout(Some(connect_timeout))
+        .build();
+    let mut builder = TcpSessionBuilder::new(
+        TopologyAwareLoadBalancingStrategy::new(None, false),
+        node_config,
+    )
+    .with_connection_pool_config(pool)
+    .with_tcp_nodelay(true);
+    if !config.local_datacenter.is_empty() {
+        builder = builder.with_node_distance_evaluator(Box::new(
+            TopologyAwareNodeDistanceEvaluator::new(config.local_datacenter.clone()),
+        ));
+    }
+    if let Some(keyspace) = keyspace {
+        builder = builder.with_keyspace(keyspace.to_owned());
+    }
+    within(config.connect_timeout_ms * 2, builder.build())
+        .await?
+        .map_err(|error| CassandraError::Session(error.to_string()))
+}
+
+async fn within<T>(millis: u64, work: impl Future<Output = T>) -> Result<T, CassandraError> {
+    tokio::time::timeout(Duration::from_millis(millis), work)
+        .await
+        .map_err(|_| CassandraError::Timeout(millis))
+}
+
+/// One page of rows and where the next starts.
+pub struct RowsPage {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// The driver's paging state, when more rows remain.
+    pub paging_state: Option<Vec<u8>>,
+}
+
+/// The session with this adapter's policies applied to every request.
+#[derive(Clone)]
+pub struct Db {
+    session: Arc<CassandraSession>,
+    consistency: Consistency,
+    serial_consistency: Consistency,
+    timeout_ms: u64,
+}
+
+impl Db {
+    /// Wraps a session.
+    ///
+    /// # Errors
+    /// [`CassandraError::Config`] for unknown consistency levels.
+    pub fn new(
+        session: Arc<CassandraSession>,
+        config: &CassandraConfig,
+    ) -> Result<Self, CassandraError> {
+        Ok(Self {
+            session,
+            consistency: config.consistency_level()?,
+            serial_consistency: config.serial_consistency_level()?,
+            timeout_ms: config.request_timeout_ms,
+        })
+    }
+
+    /// Prepares a statement.
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server (e.g. a CQL error) or the timeout.
+    pub async fn prepare(&self, cql: &str) -> Result<PreparedQuery, CassandraError> {
+        Ok(within(self.timeout_ms, self.session.prepare(cql)).await??)
+    }
+
+    /// Runs an unprepared statement (schema changes).
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server or the timeout.
+    pub async fn query(&self, cql: &str, timeout_ms: u64) -> Result<Vec<Row>, CassandraError> {
+        let envelope = within(timeout_ms, self.session.query(cql)).await??;
+        Ok(envelope.response_body()?.into_rows().unwrap_or_default())
+    }
+
+    /// Runs a prepared statement; returns its rows (none for writes). `idempotent` lets the
+    /// driver retry it on another node.
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server or the timeout.
+    pub async fn run(
+        &self,
+        statement: &PreparedQuery,
+        values: QueryValues,
+        idempotent: bool,
+    ) -> Result<Vec<Row>, CassandraError> {
+        let params = StatementParamsBuilder::new()
+            .with_values(values)
+            .with_consistency(self.consistency)
+            .idempotent(idempotent)
+            .build();
+        let envelope = within(
+            self.timeout_ms,
+            self.session.exec_with_params(statement, &params),
+        )
+        .await??;
+        Ok(envelope.response_body()?.into_rows().unwrap_or_default())
+    }
+
+    /// Runs a lightweight transaction (`… IF …`); returns whether it applied and, when it did
+    /// not, the existing row the server sent back.
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server or the timeout.
+    pub async fn run_conditional(
+        &self,
+        statement: &PreparedQuery,
+        values: QueryValues,
+    ) -> Result<(bool, Option<Row>), CassandraError> {
+        let params = StatementParamsBuilder::new()
+            .with_values(values)
+            .with_consistency(self.consistency)
+            .with_serial_consistency(self.serial_consistency)
+            .build();
+        let envelope = within(
+            self.timeout_ms,
+            self.session.exec_with_params(statement, &params),
+        )
+        .await??;
+        let row = envelope
+            .response_body()?
+            .into_rows()
+            .and_then(|rows| rows.into_iter().next())
+            .ok_or_else(|| CassandraError::BadRow {
+                table: "lightweight transaction",
+                reason: "no [applied] row".to_owned(),
+            })?;
+        let applied = crate::rows::get::<bool>(&row, "[applied]", "lightweight transaction")?;
+        Ok((applied, (!applied).then_some(row)))
+    }
+
+    /// One page of a prepared query: at most `page_size` rows, from `paging_state` on.
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server (e.g. a paging state it did not make) or the timeout.
+    pub async fn page(
+        &self,
+        statement: &PreparedQuery,
+        values: QueryValues,
+        page_size: i32,
+        paging_state: Option<Vec<u8>>,
+    ) -> Result<RowsPage, CassandraError> {
+        let mut params = StatementParamsBuilder::new()
+            .with_values(values)
+            .with_consistency(self.consistency)
+            .with_page_size(page_size)
+            .idempotent(true);
+        if let Some(state) = paging_state {
+            params = params.with_paging_state(CBytes::new(state));
+        }
+        let params = params.build();
+        let envelope = within(
+            self.timeout_ms,
+            self.session.exec_with_params(statement, &params),
+        )
+        .await??;
+        let body = envelope.response_body()?;
+        let paging_state = body.as_rows_metadata().and_then(|metadata| {
+            let more = metadata
+                .flags
+                .contains(cdrs_tokio::frame::message_result::RowsMetadataFlags::HAS_MORE_PAGES);
+            more.then(|| metadata.paging_state.clone())
+                .flatten()
+                .and_then(CBytes::into_bytes)
+        });
+        Ok(RowsPage {
+            rows: body.into_rows().unwrap_or_default(),
+            paging_state,
+        })
+    }
+
+    /// Runs prepared statements as one logged batch: all or none are applied.
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server or the timeout.
+    pub async fn logged_batch(
+        &self,
+        statements: Vec<(&PreparedQuery, QueryValues)>,
+    ) -> Result<(), CassandraError> {
+        let mut batch = BatchQueryBuilder::new().with_consistency(self.consistency);
+        for (statement, values) in statements {
+            batch = batch.add_query_prepared(statement, values);
+        }
+        let batch = batch.build()?;
+        within(self.timeout_ms, self.session.batch(batch)).await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,601 @@
+//! [`MessageStore`] and [`Outbox`] over Cassandra.
+//!
+//! - `append`: a lightweight transaction claims `(chat, sender, client_msg_id)` in
+//!   `message_dedup` (with a copy of the message and its event), then one logged batch writes
+//!   the message, its outbox event and the outbox index. Concurrent resends on any instance
+//!   agree through the transaction on one message; a resend that finds the claim but not the
+//!   message (the first attempt died between the two steps) finishes that write unchanged.
+//! - History pages use Cassandra's own paging: page size = the requested limit, and the
+//!   driver's paging state (prefixed with a version, the chat and the query it belongs to) is
+//!   the [`PageStart::Resume`] continuation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cdrs_tokio::query::{PreparedQuery, QueryValues};
+use cdrs_tokio::query_values;
+use cdrs_tokio::types::blob::Blob;
+use cdrs_tokio::types::rows::Row;
+use chat_domain::{
+    Appended, ChatId, ClientMessageId, EventId, MessageId, MessageKind, MessageStore,
+    NewMessageEvent, Outbox, PageStart, Sealed, StoredMessage, StoredPage, UserId,
+};
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use uuid::Uuid;
+
+use crate::config::CassandraConfig;
+use crate::error::CassandraError;
+use crate::rows::{get, get_opt};
+use crate::session::Db;
+
+const MESSAGE_COLUMNS: &str = "chat_id, timestamp, message_id, sender_id, recipient_id, kind, \
+                               content, digest, client_msg_id, seen_at";
+
+/// Outbox buckets are one minute wide.
+const BUCKET_MILLIS: i64 = 60_000;
+
+/// An outbox bucket this much older than now gets no more writes (it is dropped from the index
+/// once empty). Instances' clocks must agree to better than this.
+const BUCKET_SETTLE_MILLIS: i64 = 10 * 60_000;
+
+/// The format of this adapter's [`PageStart::Resume`] state.
+const RESUME_VERSION: u8 = 1;
+
+struct Statements {
+    claim: PreparedQuery,
+    insert_message: PreparedQuery,
+    insert_outbox: PreparedQuery,
+    insert_outbox_bucket: PreparedQuery,
+    newest: PreparedQuery,
+    before: PreparedQuery,
+    after: PreparedQuery,
+    oldest: PreparedQuery,
+    one: PreparedQuery,
+    mark_seen: PreparedQuery,
+    outbox_buckets: PreparedQuery,
+    outbox_events: PreparedQuery,
+    outbox_count: PreparedQuery,
+    delete_event: PreparedQuery,
+    delete_bucket: PreparedQuery,
+}
+
+/// Messages and their outbox in Cassandra.
+pub struct CassandraStore {
+    db: Db,
+    statements: Arc<Statements>,
+    dedup_ttl_secs: i32,
+    outbox_shards: i32,
+    /// Where each event handed out by `pending` lives, so `remove` can delete it.
+    outbox_locations: Mutex<HashMap<EventId, (i64, i32)>>,
+}
+
+impl CassandraStore {
+    /// Prepares every statement on `db` (whose session uses the service's keyspace).
+    ///
+    /// # Errors
+    /// [`CassandraError`] when a statement does not prepare (e.g. migrations not applied).
+    pub async fn new(db: Db, config: &CassandraConfig) -> Result<Self, CassandraError> {
+        let statements = Statements {
+            claim: db
+                .prepare(
+                    "INSERT INTO message_dedup \
+                     (chat_id, sender_id, client_msg_id, message_id, message, event) \
+                     VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
+                )
+                .await?,
+            insert_message: db
+                .prepare(
+                    "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, \
+                     recipient_id, kind, content, digest, client_msg_id) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .await?,
+            insert_outbox: db
+                .prepare("INSERT INTO outbox (bucket, shard, event_id, event) VALUES (?, ?, ?, ?)")
+                .await?,
+            insert_outbox_bucket: db
+                .prepare("INSERT INTO outbox_buckets (shard, bucket) VALUES (?, ?)")
+                .await?,
+            newest: db
+                .prepare(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?"
+                ))
+                .await?,
+            before: db
+                .prepare(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE chat_id = ? AND (timestamp, message_id) < (?, ?)"
+                ))
+                .await?,
+            after: db
+                .prepare(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE chat_id = ? AND (timestamp, message_id) > (?, ?) \
+                     ORDER BY timestamp ASC, message_id ASC LIMIT ?"
+                ))
+                .await?,
+            oldest: db
+                .prepare(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? \
+                     ORDER BY timestamp ASC, message_id ASC LIMIT ?"
+                ))
+                .await?,
+            one: db
+                .prepare(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE chat_id = ? AND timestamp = ? AND message_id = ?"
+                ))
+                .await?,
+            mark_seen: db
+                .prepare(
+                    "UPDATE messages SET seen_at = ? \
+                     WHERE chat_id = ? AND timestamp = ? AND message_id = ? IF seen_at = null",
+                )
+                .await?,
+            outbox_buckets: db
+                .prepare("SELECT bucket FROM outbox_buckets WHERE shard = ?")
+                .await?,
+            outbox_events: db
+                .prepare(
+                    "SELECT event_id, event FROM outbox WHERE bucket = ? AND shard = ? LIMIT ?",
+                )
+                .await?,
+            outbox_count: db
+                .prepare("SELECT COUNT(*) AS backlog FROM outbox WHERE bucket = ? AND shard = ?")
+                .await?,
+            delete_event: db
+                .prepare("DELETE FROM outbox WHERE bucket = ? AND shard = ? AND event_id = ?")
+                .await?,
+            delete_bucket: db
+                .prepare("DELETE FROM outbox_buckets WHERE shard = ? AND bucket = ?")
+                .await?,
+        };
+        Ok(Self {
+            db,
+            statements: Arc::new(statements),
+            dedup_ttl_secs: i32::try_from(config.dedup_ttl_secs).unwrap_or(i32::MAX),
+            outbox_shards: i32::from(config.outbox_shards.max(1)),
+            outbox_locations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Writes the message, its event and the outbox index in one logged batch. Idempotent:
+    /// `seen_at` is not among the columns written, so a rewrite never clears it.
+    async fn write(
+        &self,
+        message: &StoredMessage,
+        event: &NewMessageEvent,
+    ) -> Result<(), CassandraError> {
+        let s = &self.statements;
+        let bucket = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS);
+        let shard = self.shard_of(event.event_id);
+        let event_json = encode(event)?;
+        self.db
+            .logged_batch(vec![
+                (&s.insert_message, message_values(message)),
+                (
+                    &s.insert_outbox,
+                    query_values!(
+                        bucket,
+                        shard,
+                        *event.event_id.as_uuid(),
+                        Blob::from(event_json)
+                    ),
+                ),
+                (&s.insert_outbox_bucket, query_values!(shard, bucket)),
+            ])
+            .await
+    }
+
+    fn shard_of(&self, event: EventId) -> i32 {
+        let bytes = event.as_bytes();
+        let low = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        i32::try_from(low % u32::try_from(self.outbox_shards).unwrap_or(1)).unwrap_or(0)
+    }
+
+    async fn read_one(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, CassandraError> {
+        let rows = self
+            .db
+            .run(
+                &self.statements.one,
+                query_values!(*chat.as_uuid(), cql_time(id.timestamp()), *id.as_uuid()),
+                true,
+            )
+            .await?;
+        rows.first().map(message_of_row).transpose()
+    }
+
+    fn locations(&self) -> std::sync::MutexGuard<'_, HashMap<EventId, (i64, i32)>> {
+        self.outbox_locations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl MessageStore for CassandraStore {
+    async fn append(
+        &self,
+        message: &StoredMessage,
+        event: &NewMessageEvent,
+    ) -> chat_domain::Result<Appended> {
+        let claim = query_values!(
+            *message.chat_id.as_uuid(),
+            *message.sender_id.as_uuid(),
+            message.client_msg_id.as_str().to_owned(),
+            *message.id.as_uuid(),
+            Blob::from(encode(message)?),
+            Blob::from(encode(event)?),
+            self.dedup_ttl_secs
+        );
+        let (claimed, existing) = self
+            .db
+            .run_conditional(&self.statements.claim, claim)
+            .await?;
+        if claimed {
+            self.write(message, event).await?;
+            return Ok(Appended::Stored);
+        }
+        let existing = existing.ok_or_else(|| CassandraError::BadRow {
+            table: "message_dedup",
+            reason: "no existing row".to_owned(),
+        })?;
+        let original: StoredMessage = decode(get::<Blob>(&existing, "message", "message_dedup")?)?;
+        if self
+            .read_one(original.chat_id, original.id)
+            .await?
+            .is_none()
+        {
+            // The first attempt claimed the id but died before its batch: finish it as it was.
+            let original_event: NewMessageEvent =
+                decode(get::<Blob>(&existing, "event", "message_dedup")?)?;
+            self.write(&original, &original_event).await?;
+            tracing::info!(message = %original.id, "completed a half-written message on resend");
+        }
+        // The stored row may have been seen since; return it as it is now.
+        let current = self.read_one(original.chat_id, original.id).await?;
+        Ok(Appended::Duplicate(current.unwrap_or(original)))
+    }
+
+    async fn page(
+        &self,
+        chat: ChatId,
+        start: &PageStart,
+        limit: u32,
+    ) -> chat_domain::Result<StoredPage> {
+        let page_size = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let (query, paging_state) = match start {
+            PageStart::Newest => (Query::Newest, None),
+            PageStart::Before { message_id } => (Query::Before(*message_id), None),
+            PageStart::Resume { state } => {
+                let (query, paging_state) = decode_resume(chat, state)?;
+                (query, Some(paging_state))
+            }
+        };
+        let (statement, values) = match query {
+            Query::Newest => (&self.statements.newest, query_values!(*chat.as_uuid())),
+            Query::Before(id) => (
+                &self.statements.before,
+                query_values!(*chat.as_uuid(), cql_time(id.timestamp()), *id.as_uuid()),
+            ),
+        };
+        let page = self
+            .db
+            .page(statement, values, page_size, paging_state)
+            .await
+            .map_err(|error| {
+                if error.is_bad_paging_state() {
+                    chat_domain::Error::InvalidCursor
+                } else {
+                    error.into()
+                }
+            })?;
+        let messages = page
+            .rows
+            .iter()
+            .map(message_of_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Cassandra may say "more pages" when the next page turns out empty; a client then
+        // gets one empty last page, which is harmless.
+        let next = match page.paging_state {
+            Some(state) if !messages.is_empty() => Some(PageStart::Resume {
+                state: encode_resume(chat, query, &state),
+            }),
+            _ => None,
+        };
+        Ok(StoredPage { messages, next })
+    }
+
+    async fn since(
+        &self,
+        chat: ChatId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> chat_domain::Result<Vec<StoredMessage>> {
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows = match after {
+            Some(id) => {
+                self.db
+                    .run(
+                        &self.statements.after,
+                        query_values!(
+                            *chat.as_uuid(),
+                            cql_time(id.timestamp()),
+                            *id.as_uuid(),
+                            limit
+                        ),
+                        true,
+                    )
+                    .await?
+            }
+            None => {
+                self.db
+                    .run(
+                        &self.statements.oldest,
+                        query_values!(*chat.as_uuid(), limit),
+                        true,
+                    )
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(message_of_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn get(&self, chat: ChatId, id: MessageId) -> chat_domain::Result<Option<StoredMessage>> {
+        Ok(self.read_one(chat, id).await?)
+    }
+
+    async fn mark_seen(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> chat_domain::Result<Option<StoredMessage>> {
+        // Only an existing row is updated: a conditional update of a missing row would create it.
+        if self.read_one(chat, id).await?.is_none() {
+            return Ok(None);
+        }
+        self.db
+            .run_conditional(
+                &self.statements.mark_seen,
+                query_values!(
+                    cql_time(at),
+                    *chat.as_uuid(),
+                    cql_time(id.timestamp()),
+                    *id.as_uuid()
+                ),
+            )
+            .await?;
+        Ok(self.read_one(chat, id).await?)
+    }
+}
+
+#[async_trait]
+impl Outbox for CassandraStore {
+    async fn pending(&self, limit: u32) -> chat_domain::Result<Vec<NewMessageEvent>> {
+        let s = &self.statements;
+        let settled = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS)
+            - BUCKET_SETTLE_MILLIS / BUCKET_MILLIS;
+        let mut events = Vec::new();
+        for shard in 0..self.outbox_shards {
+            let buckets = self
+                .db
+                .run(&s.outbox_buckets, query_values!(shard), true)
+                .await?;
+            for row in &buckets {
+                let bucket = get::<i64>(row, "bucket", "outbox_buckets")?;
+                let want = i32::try_from(limit as usize - events.len()).unwrap_or(i32::MAX);
+                if want == 0 {
+                    return Ok(events);
+                }
+                let rows = self
+                    .db
+                    .run(&s.outbox_events, query_values!(bucket, shard, want), true)
+                    .await?;
+                if rows.is_empty() && bucket < settled {
+                    self.db
+                        .run(&s.delete_bucket, query_values!(shard, bucket), true)
+                        .await?;
+                    continue;
+                }
+                for row in &rows {
+                    let event: NewMessageEvent = decode(get::<Blob>(row, "event", "outbox")?)?;
+                    self.locations().insert(event.event_id, (bucket, shard));
+                    events.push(event);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    async fn remove(&self, ids: &[EventId]) -> chat_domain::Result<()> {
+        for id in ids {
+            let Some((bucket, shard)) = self.locations().get(id).copied() else {
+                continue;
+            };
+            self.db
+                .run(
+                    &self.statements.delete_event,
+                    query_values!(bucket, shard, *id.as_uuid()),
+                    true,
+                )
+                .await?;
+            self.locations().remove(id);
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self) -> chat_domain::Result<u64> {
+        let s = &self.statements;
+        let mut total = 0u64;
+        for shard in 0..self.outbox_shards {
+            for row in &self
+                .db
+                .run(&s.outbox_buckets, query_values!(shard), true)
+                .await?
+            {
+                let bucket = get::<i64>(row, "bucket", "outbox_buckets")?;
+                let counted = self
+                    .db
+                    .run(&s.outbox_count, query_values!(bucket, shard), true)
+                    .await?;
+                if let Some(row) = counted.first() {
+                    total += u64::try_from(get::<i64>(row, "backlog", "outbox")?).unwrap_or(0);
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Which query a paging state belongs to: Cassandra only accepts a state with the query and
+/// values that produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    Newest,
+    Before(MessageId),
+}
+
+fn encode_resume(chat: ChatId, query: Query, paging_state: &[u8]) -> Vec<u8> {
+    let mut state = Vec::with_capacity(34 + paging_state.len());
+    state.push(RESUME_VERSION);
+    state.extend_from_slice(chat.as_bytes());
+    match query {
+        Query::Newest => state.push(0),
+        Query::Before(id) => {
+            state.push(1);
+            state.extend_from_slice(id.as_bytes());
+        }
+    }
+    state.extend_from_slice(paging_state);
+    state
+}
+
+fn decode_resume(chat: ChatId, state: &[u8]) -> chat_domain::Result<(Query, Vec<u8>)> {
+    let invalid = || chat_domain::Error::InvalidCursor;
+    let (&version, rest) = state.split_first().ok_or_else(invalid)?;
+    let (state_chat, rest) = rest.split_first_chunk::<16>().ok_or_else(invalid)?;
+    if version != RESUME_VERSION || state_chat != chat.as_bytes() {
+        return Err(invalid());
+    }
+    let (&kind, rest) = rest.split_first().ok_or_else(invalid)?;
+    let (query, paging_state) = match kind {
+        0 => (Query::Newest, rest),
+        1 => {
+            let (id, rest) = rest.split_first_chunk::<16>().ok_or_else(invalid)?;
+            (
+                Query::Before(MessageId::from_uuid(Uuid::from_bytes(*id))),
+                rest,
+            )
+        }
+        _ => return Err(invalid()),
+    };
+    if paging_state.is_empty() {
+        return Err(invalid());
+    }
+    Ok((query, paging_state.to_vec()))
+}
+
+fn message_values(message: &StoredMessage) -> QueryValues {
+    query_values!(
+        *message.chat_id.as_uuid(),
+        cql_time(message.timestamp),
+        *message.id.as_uuid(),
+        *message.sender_id.as_uuid(),
+        *message.recipient_id.as_uuid(),
+        message.kind.as_str().to_owned(),
+        Blob::from(message.content.0.clone()),
+        Blob::from(message.digest.0.clone()),
+        message.client_msg_id.as_str().to_owned()
+    )
+}
+
+fn message_of_row(row: &Row) -> Result<StoredMessage, CassandraError> {
+    const TABLE: &str = "messages";
+    let bad = |reason: String| CassandraError::BadRow {
+        table: TABLE,
+        reason,
+    };
+    let kind: String = get(row, "kind", TABLE)?;
+    let client_msg_id: String = get(row, "client_msg_id", TABLE)?;
+    Ok(StoredMessage {
+        id: MessageId::from_uuid(get::<Uuid>(row, "message_id", TABLE)?),
+        chat_id: ChatId::from_uuid(get::<Uuid>(row, "chat_id", TABLE)?),
+        sender_id: UserId::from_uuid(get::<Uuid>(row, "sender_id", TABLE)?),
+        recipient_id: UserId::from_uuid(get::<Uuid>(row, "recipient_id", TABLE)?),
+        kind: kind
+            .parse::<MessageKind>()
+            .map_err(|_| bad(format!("kind {kind:?}")))?,
+        content: Sealed(get::<Blob>(row, "content", TABLE)?.into_vec()),
+        digest: Sealed(get::<Blob>(row, "digest", TABLE)?.into_vec()),
+        timestamp: get::<PrimitiveDateTime>(row, "timestamp", TABLE)?.assume_utc(),
+        seen_at: get_opt::<PrimitiveDateTime>(row, "seen_at", TABLE)?
+            .map(PrimitiveDateTime::assume_utc),
+        client_msg_id: ClientMessageId::parse(&client_msg_id)
+            .map_err(|_| bad("client_msg_id".to_owned()))?,
+    })
+}
+
+/// A timestamp as the driver binds it (UTC, no offset).
+pub(crate) fn cql_time(at: OffsetDateTime) -> PrimitiveDateTime {
+    let utc = at.to_offset(UtcOffset::UTC);
+    PrimitiveDateTime::new(utc.date(), utc.time())
+}
+
+fn millis(at: OffsetDateTime) -> i64 {
+    chat_domain::model::millis(at)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CassandraError> {
+    serde_json::to_vec(value).map_err(|error| CassandraError::BadRow {
+        table: "message_dedup",
+        reason: format!("encoding: {error}"),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(blob: Blob) -> Result<T, CassandraError> {
+    serde_json::from_slice(&blob.into_vec()).map_err(|error| CassandraError::BadRow {
+        table: "message_dedup",
+        reason: format!("decoding: {error}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_domain::MessagePosition;
+
+    #[test]
+    fn resume_state_round_trips_and_is_bound_to_its_chat_and_query() {
+        let chat = ChatId::from_uuid(Uuid::new_v4());
+        let id = MessageId::generate(OffsetDateTime::now_utc());
+        for query in [Query::Newest, Query::Before(id)] {
+            let state = encode_resume(chat, query, b"driver-state");
+            assert_eq!(
+                decode_resume(chat, &state).unwrap(),
+                (query, b"driver-state".to_vec())
+            );
+            let other = ChatId::from_uuid(Uuid::new_v4());
+            assert!(decode_resume(other, &state).is_err());
+        }
+        assert!(decode_resume(chat, &[]).is_err());
+        assert!(decode_resume(chat, &[9; 40]).is_err());
+        assert!(decode_resume(chat, &encode_resume(chat, Query::Newest, b"")).is_err());
+    }
+
+    #[test]
+    fn positions_and_cql_times_agree() {
+        let at = time::macros::datetime!(2026-11-25 10:00:00.123 UTC);
+        let id = MessageId::generate(at);
+        assert_eq!(MessagePosition::of_id(id).timestamp_ms, millis(at));
+        assert_eq!(cql_time(at).assume_utc(), at);
+    }
+}
