@@ -85,7 +85,7 @@ impl TestApp {
             Settings::load_with(Path::new("/nonexistent"), Profile::Embedded, environment).unwrap();
         let deadline = tokio::time::Instant::now() + PATIENCE;
         let app = loop {
-            match Application::build(settings.clone(), Profile::Embedded) {
+            match Application::build(settings.clone()).await {
                 Ok(app) => break app,
                 Err(error) if tokio::time::Instant::now() < deadline => {
                     eprintln!("service not built yet ({error}); retrying");

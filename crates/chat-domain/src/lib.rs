@@ -41,7 +41,9 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use events::{LiveEvent, NewMessageEvent};
-pub use ids::{ChatId, ClientMessageId, ConnectionId, EventId, MessageId, UserId};
+pub use ids::{
+    ChatId, ClientMessageId, ConnectionId, EventId, MessageId, MessageIdGenerator, UserId,
+};
 pub use model::{Chat, ChatSummary, Message, MessageKind, MessagePosition, Sealed, StoredMessage};
 pub use paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 pub use ports::{

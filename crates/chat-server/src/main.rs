@@ -25,7 +25,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             chat_server::telemetry::init(&settings.log);
-            Application::build(settings, profile)?
+            tracing::info!(profile = %profile, "starting");
+            Application::build(settings)
+                .await?
                 .run_until_stopped()
                 .await?;
         }
@@ -37,7 +39,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Keygen => println!("{}", chat_crypto::generate_key_base64()?),
         Command::Migrate => {
             chat_server::telemetry::init(&settings.log);
-            chat_server::wiring::migrate(&settings, profile)?;
+            chat_server::wiring::migrate(&settings).await?;
         }
     }
     Ok(())

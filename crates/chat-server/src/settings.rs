@@ -1,6 +1,7 @@
-//! Typed settings. Sources, later ones winning: the defaults compiled into the binary (a copy of
-//! `config/default.toml`), `<config dir>/default.toml`, `<config dir>/<profile>.toml`, then
-//! environment variables `CHAT__SECTION__KEY` (e.g. `CHAT__SERVER__PORT=9000`).
+//! Typed settings. Sources, later ones winning: the copies of `config/default.toml` and
+//! `config/<profile>.toml` compiled into the binary, the same files in the config folder (when
+//! present), then environment variables `CHAT__SECTION__KEY` (e.g. `CHAT__SERVER__PORT=9000`).
+//! A profile is a preset of adapters (`[adapters]`) and their settings.
 
 use std::fmt;
 use std::path::Path;
@@ -8,21 +9,27 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// The defaults every deployment starts from; `config/default.toml` in the repository.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
-/// The development JWT secret in `config/default.toml`; the server warns while it is in use.
+/// The development JWT secret in `config/default.toml`.
 pub const DEV_JWT_SECRET: &str = "dev-only-jwt-secret-change-me-in-every-deployment-0123456789";
+/// The development content key (id 1) in `config/default.toml`.
+pub const DEV_CONTENT_KEY: &str = "hRkUjjkmH4J2+2388b5cT/tRAXURdD01Su7Bq1p1jPA=";
+/// The development digest key in `config/default.toml`.
+pub const DEV_DIGEST_KEY: &str = "XGsoFIAg+L22DsB55PxhBLJv+1nT4s1mCaqPyiKEFCU=";
 
-/// Which adapters serve the ports.
+/// A preset of adapters, named after its config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// One process, no external server: redb on disk, in-process cache and fan-out, a local
     /// event log.
     Embedded,
+    /// Production: Cassandra storage (see `config/cluster.toml` for the other ports).
+    Cluster,
 }
 
 impl Profile {
@@ -30,6 +37,15 @@ impl Profile {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Embedded => "embedded",
+            Self::Cluster => "cluster",
+        }
+    }
+
+    /// The profile file compiled into the binary.
+    fn compiled_file(&self) -> &'static str {
+        match self {
+            Self::Embedded => include_str!("../../../config/embedded.toml"),
+            Self::Cluster => include_str!("../../../config/cluster.toml"),
         }
     }
 }
@@ -40,6 +56,7 @@ impl FromStr for Profile {
     fn from_str(name: &str) -> Result<Self, SettingsError> {
         match name {
             "embedded" => Ok(Self::Embedded),
+            "cluster" => Ok(Self::Cluster),
             other => Err(SettingsError::UnknownProfile(other.to_owned())),
         }
     }
@@ -55,7 +72,7 @@ impl fmt::Display for Profile {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     /// The profile named is not one this build knows.
-    #[error("unknown profile {0:?}; the profiles are: embedded")]
+    #[error("unknown profile {0:?}; the profiles are: embedded, cluster")]
     UnknownProfile(String),
     /// A source could not be read or a value has the wrong type.
     #[error("configuration: {0}")]
@@ -68,6 +85,13 @@ pub enum SettingsError {
 /// Every setting of the service.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Which adapter serves each port.
+    pub adapters: AdapterSettings,
+    /// Whether the development secrets of `config/default.toml` may be used (never in
+    /// production: the `cluster` profile refuses them).
+    pub allow_development_secrets: bool,
+    /// Whether start-up applies the store's migrations.
+    pub migrate_on_start: bool,
     /// HTTP listener.
     pub server: ServerSettings,
     /// Access tokens.
@@ -78,12 +102,62 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     /// Content encryption keys.
     pub crypto: chat_crypto::CryptoConfig,
-    /// The embedded profile's storage and in-process cache.
+    /// Local files (the embedded store, the local event log) and the in-process cache.
     pub embedded: chat_embedded::EmbeddedConfig,
+    /// The Cassandra cluster, when `adapters.store = "cassandra"`.
+    #[serde(default)]
+    pub cassandra: chat_cassandra::CassandraConfig,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// Which adapter serves each port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct AdapterSettings {
+    /// Messages, chats and the outbox.
+    pub store: StoreAdapter,
+    /// Recent messages, chat lists and cursors.
+    pub cache: CacheAdapter,
+    /// Live delivery between connections.
+    pub fan_out: FanOutAdapter,
+    /// Where the outbox relay publishes new-message events.
+    pub events: EventsAdapter,
+}
+
+/// Storage adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreAdapter {
+    /// redb in `embedded.data_dir` (single process).
+    Embedded,
+    /// Apache Cassandra (`[cassandra]`).
+    Cassandra,
+}
+
+/// Cache adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheAdapter {
+    /// In this process (`[embedded.cache]`); cursors only work on the instance that made them.
+    Memory,
+}
+
+/// Fan-out adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanOutAdapter {
+    /// Only this process's sockets.
+    Local,
+}
+
+/// Event publishers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventsAdapter {
+    /// A JSON-lines file in `embedded.data_dir`.
+    Log,
 }
 
 /// HTTP listener.
@@ -204,6 +278,7 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let settings: Settings = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str(profile.compiled_file(), FileFormat::Toml))
             .add_source(File::from(config_dir.join("default.toml")).required(false))
             .add_source(File::from(config_dir.join(format!("{profile}.toml"))).required(false))
             .add_source(
@@ -211,7 +286,9 @@ impl Settings {
                     .prefix("CHAT")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("cassandra.contact_points"),
             )
             .build()?
             .try_deserialize()?;
@@ -220,7 +297,6 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        use secrecy::ExposeSecret as _;
         let invalid = |what: &str| Err(SettingsError::Invalid(what.to_owned()));
         if self.auth.jwt_secret.expose_secret().len() < 32 {
             return invalid("auth.jwt_secret must be at least 32 bytes");
@@ -239,6 +315,25 @@ impl Settings {
         }
         if self.websocket.outbound_queue == 0 || self.relay.batch == 0 {
             return invalid("websocket.outbound_queue and relay.batch must be positive");
+        }
+        if !self.allow_development_secrets {
+            let dev_key = |id: &str, dev: &str| {
+                self.crypto
+                    .keys
+                    .get(id)
+                    .is_some_and(|key| key.expose_secret().trim() == dev)
+            };
+            if self.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET
+                || dev_key("1", DEV_CONTENT_KEY)
+                || self.crypto.digest_key.expose_secret().trim() == DEV_DIGEST_KEY
+            {
+                return invalid(
+                    "this profile refuses the development secrets of config/default.toml: set \
+                     CHAT__AUTH__JWT_SECRET, CHAT__CRYPTO__KEYS__<id> with \
+                     CHAT__CRYPTO__ACTIVE_KEY_ID, and CHAT__CRYPTO__DIGEST_KEY (message-service \
+                     keygen makes keys); or set CHAT__ALLOW_DEVELOPMENT_SECRETS=true for local tests",
+                );
+            }
         }
         Ok(())
     }
@@ -324,6 +419,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("jwt_secret"));
+    }
+
+    #[test]
+    fn the_development_secrets_match_config_default_toml() {
+        assert!(DEFAULTS.contains(DEV_JWT_SECRET));
+        assert!(DEFAULTS.contains(DEV_CONTENT_KEY));
+        assert!(DEFAULTS.contains(DEV_DIGEST_KEY));
+    }
+
+    #[test]
+    fn the_cluster_profile_refuses_development_secrets() {
+        let err =
+            Settings::load_with(Path::new("/nonexistent"), Profile::Cluster, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("CHAT__AUTH__JWT_SECRET"), "{err}");
+        let settings = Settings::load_with(
+            Path::new("/nonexistent"),
+            Profile::Cluster,
+            env(&[("CHAT__ALLOW_DEVELOPMENT_SECRETS", "true")]),
+        )
+        .unwrap();
+        assert_eq!(settings.adapters.store, StoreAdapter::Cassandra);
+    }
+
+    #[test]
+    fn the_embedded_profile_needs_no_server() {
+        let settings =
+            Settings::load_with(Path::new("/nonexistent"), Profile::Embedded, env(&[])).unwrap();
+        assert_eq!(settings.adapters.store, StoreAdapter::Embedded);
+        assert_eq!(settings.adapters.cache, CacheAdapter::Memory);
+        assert_eq!(settings.adapters.fan_out, FanOutAdapter::Local);
+        assert_eq!(settings.adapters.events, EventsAdapter::Log);
     }
 
     #[test]

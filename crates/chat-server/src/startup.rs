@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenVerifier;
 use crate::connections::{CloseCause, Connections};
 use crate::metrics::Metrics;
-use crate::settings::{DEV_JWT_SECRET, Profile, RelaySettings, Settings};
+use crate::settings::{DEV_JWT_SECRET, RelaySettings, Settings};
 use crate::state::AppState;
 use crate::wiring::wire;
 
@@ -37,6 +37,9 @@ pub enum StartupError {
     /// The embedded store or event log could not be opened.
     #[error("embedded storage: {0}")]
     Embedded(#[from] chat_embedded::EmbeddedError),
+    /// Cassandra could not be reached or migrated.
+    #[error("{0}")]
+    Cassandra(#[from] chat_cassandra::CassandraError),
     /// The SIGTERM handler could not be installed.
     #[error("cannot handle SIGTERM: {0}")]
     Signal(std::io::Error),
@@ -57,16 +60,16 @@ pub struct Application {
 }
 
 impl Application {
-    /// Wires the adapters of `profile` and binds the listener.
+    /// Wires the configured adapters and binds the listener.
     ///
     /// # Errors
     /// [`StartupError`] when an adapter, a key or the listener fails.
-    pub fn build(settings: Settings, profile: Profile) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(StartupError::Signal)?;
         let metrics = Arc::new(Metrics::new()?);
         let connections = Arc::new(Connections::new(metrics.clone()));
-        let wiring = wire(&settings, profile, connections.clone())?;
+        let wiring = wire(&settings, connections.clone()).await?;
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
         let verifier = Arc::new(TokenVerifier::new(&settings.auth));
@@ -146,7 +149,7 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { address, source })?
             .run();
-        tracing::info!(port, profile = %profile, "listening");
+        tracing::info!(port, adapters = ?settings.adapters, "listening");
         Ok(Self {
             server,
             port,

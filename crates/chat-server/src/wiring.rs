@@ -1,12 +1,14 @@
-//! One adapter per port, chosen by the profile. The only place that names adapter crates.
+//! One adapter per port, as `[adapters]` says. The only place that names adapter crates.
 
 use std::sync::Arc;
 
 use chat_crypto::MessageCipher;
-use chat_domain::{EventPublisher, LocalDelivery, Outbox, Ports};
+use chat_domain::{
+    ChatDirectory, EventPublisher, FanOut, LocalDelivery, MessageStore, Outbox, Ports,
+};
 use chat_embedded::{EmbeddedStore, InProcessCache, InProcessFanOut, JsonLinesPublisher};
 
-use crate::settings::{Profile, Settings};
+use crate::settings::{CacheAdapter, EventsAdapter, FanOutAdapter, Settings, StoreAdapter};
 use crate::startup::StartupError;
 
 /// The wired adapters: the service's ports, and the outbox relay's two ends.
@@ -19,55 +21,98 @@ pub struct Wiring {
     pub publisher: Arc<dyn EventPublisher>,
 }
 
-/// Builds the adapters of `profile`. `local` is this instance's socket registry.
+/// Builds the configured adapters. `local` is this instance's socket registry.
 ///
 /// # Errors
 /// [`StartupError`] when a key or an adapter cannot be set up.
-pub fn wire(
+pub async fn wire(
     settings: &Settings,
-    profile: Profile,
     local: Arc<dyn LocalDelivery>,
 ) -> Result<Wiring, StartupError> {
+    let adapters = settings.adapters;
     let cipher = Arc::new(MessageCipher::from_config(&settings.crypto)?);
-    match profile {
-        Profile::Embedded => {
-            let mut embedded = settings.embedded.clone();
-            embedded.cache.recent_window = settings.limits.recent_window as usize;
-            let store = Arc::new(EmbeddedStore::open_config(&embedded)?);
-            let cache = Arc::new(InProcessCache::new(&embedded.cache));
-            let publisher = Arc::new(JsonLinesPublisher::open_config(&embedded)?);
-            tracing::info!(
-                database = %store.path().display(),
-                events = %publisher.path().display(),
-                "embedded profile: single instance, data on local disk"
-            );
-            Ok(Wiring {
-                ports: Ports {
-                    store: store.clone(),
-                    chats: store.clone(),
-                    recent: cache.clone(),
-                    chat_lists: cache.clone(),
-                    cursors: cache,
-                    fan_out: Arc::new(InProcessFanOut::new(local)),
-                    cipher,
-                },
-                outbox: store,
-                publisher,
-            })
-        }
+    if settings.migrate_on_start {
+        migrate(settings).await?;
     }
+    let (store, chats, outbox): (
+        Arc<dyn MessageStore>,
+        Arc<dyn ChatDirectory>,
+        Arc<dyn Outbox>,
+    ) = match adapters.store {
+        StoreAdapter::Embedded => {
+            let store = Arc::new(EmbeddedStore::open_config(&settings.embedded)?);
+            tracing::info!(database = %store.path().display(), "store: embedded (single instance)");
+            (store.clone(), store.clone(), store)
+        }
+        StoreAdapter::Cassandra => {
+            let (store, chats) = chat_cassandra::connect_adapters(&settings.cassandra).await?;
+            tracing::info!(
+                contact_points = ?settings.cassandra.contact_points,
+                keyspace = settings.cassandra.keyspace,
+                "store: cassandra"
+            );
+            let store = Arc::new(store);
+            (store.clone(), Arc::new(chats), store)
+        }
+    };
+    let cache = match adapters.cache {
+        CacheAdapter::Memory => {
+            let mut config = settings.embedded.cache.clone();
+            config.recent_window = settings.limits.recent_window as usize;
+            Arc::new(InProcessCache::new(&config))
+        }
+    };
+    let fan_out: Arc<dyn FanOut> = match adapters.fan_out {
+        FanOutAdapter::Local => Arc::new(InProcessFanOut::new(local)),
+    };
+    let publisher: Arc<dyn EventPublisher> = match adapters.events {
+        EventsAdapter::Log => {
+            let publisher = JsonLinesPublisher::open_config(&settings.embedded)?;
+            tracing::info!(events = %publisher.path().display(), "events: local JSON-lines log");
+            Arc::new(publisher)
+        }
+    };
+    if adapters.store != StoreAdapter::Embedded
+        && (adapters.cache == CacheAdapter::Memory || adapters.fan_out == FanOutAdapter::Local)
+    {
+        tracing::warn!(
+            "cache and fan-out are in-process: live delivery and history cursors stay on this \
+             instance, so run a single instance with these adapters"
+        );
+    }
+    Ok(Wiring {
+        ports: Ports {
+            store,
+            chats,
+            recent: cache.clone(),
+            chat_lists: cache.clone(),
+            cursors: cache,
+            fan_out,
+            cipher,
+        },
+        outbox,
+        publisher,
+    })
 }
 
-/// Creates or upgrades the storage schema of `profile`.
+/// Creates or upgrades the configured store's schema.
 ///
 /// # Errors
-/// [`StartupError`] when the storage cannot be opened.
-pub fn migrate(settings: &Settings, profile: Profile) -> Result<(), StartupError> {
-    match profile {
-        Profile::Embedded => {
+/// [`StartupError`] when the storage cannot be reached or a migration fails.
+pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    match settings.adapters.store {
+        StoreAdapter::Embedded => {
             // Opening the database creates every table it lacks.
             let store = EmbeddedStore::open_config(&settings.embedded)?;
             tracing::info!(database = %store.path().display(), "embedded schema is up to date");
+        }
+        StoreAdapter::Cassandra => {
+            let applied = chat_cassandra::migrate(&settings.cassandra).await?;
+            tracing::info!(
+                keyspace = settings.cassandra.keyspace,
+                ?applied,
+                "cassandra schema is up to date"
+            );
         }
     }
     Ok(())
