@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, then every test of the workspace.
+# Runs the whole test suite: formatting, lints, then every test of the workspace, against real
+# servers that this script installs (when missing), starts on loopback, and stops again on exit:
+#   - Apache Cassandra (deploy/local/cassandra.sh), one node.
 #
-# Today every test runs on the embedded profile, so no server is needed. As the Cassandra,
-# Redis and Kafka adapters land, this script installs and starts each server it needs (and
-# stops them on exit), so it stays the one command a fresh machine needs.
+# The test servers get their own data folder and ports, so a development Cassandra started by
+# hand is left alone.
 #
 # Environment:
-#   CARGO_TARGET_DIR   where to build (default: target/ in the repository)
-#   TEST_THREADS       parallel tests per binary (default: cargo's choice)
+#   CARGO_TARGET_DIR      where to build (default: target/ in the repository)
+#   TEST_THREADS          parallel tests per binary (default: cargo's choice)
+#   TEST_SERVERS_HOME     data of the test servers (default: a fresh temporary folder)
+#   TEST_CASSANDRA_PORT   CQL port of the test Cassandra (default 19042)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,6 +34,28 @@ cargo fmt --all -- --check
 
 step "lints (cargo clippy --all-targets -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "building the tests"
+cargo test --workspace --locked --no-run
+
+servers_home=${TEST_SERVERS_HOME:-$(mktemp -d -t chat-test-servers.XXXXXX)}
+export CHAT_CASSANDRA_HOME=$servers_home/cassandra
+export CASSANDRA_PORT=${TEST_CASSANDRA_PORT:-19042}
+export CASSANDRA_STORAGE_PORT=${TEST_CASSANDRA_STORAGE_PORT:-17000}
+export CASSANDRA_JMX_PORT=${TEST_CASSANDRA_JMX_PORT:-17199}
+export CHAT_TEST_CASSANDRA=127.0.0.1:$CASSANDRA_PORT
+
+stop_servers() {
+    step "stopping the test servers"
+    bash deploy/local/cassandra.sh stop --wipe || true
+    if [[ -z "${TEST_SERVERS_HOME:-}" ]]; then
+        rm -rf "$servers_home"
+    fi
+}
+trap stop_servers EXIT
+
+step "starting Cassandra (deploy/local/cassandra.sh, CQL on 127.0.0.1:$CASSANDRA_PORT)"
+bash deploy/local/cassandra.sh start --nodes 1
 
 step "tests (cargo test --workspace)"
 test_args=()

@@ -46,6 +46,22 @@ impl From<cdrs_tokio::error::Error> for CassandraError {
 }
 
 impl CassandraError {
+    /// Whether the driver lost its connections (as opposed to a server's answer or a
+    /// timeout): the session then needs replacing, see [`crate::session::Db`].
+    pub(crate) fn is_lost_connection(&self) -> bool {
+        match self {
+            Self::Driver(error) => match error.as_ref() {
+                cdrs_tokio::error::Error::Io(_) => true,
+                cdrs_tokio::error::Error::General(message) => {
+                    message.contains("No nodes available") || message.contains("channel")
+                }
+                _ => false,
+            },
+            Self::Session(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether a server error says the paging state is not one it made for this query.
     pub(crate) fn is_bad_paging_state(&self) -> bool {
         match self {

@@ -53,7 +53,7 @@ pub async fn connect_adapters(
 ) -> Result<(CassandraStore, CassandraChats), CassandraError> {
     let keyspace = config.checked_keyspace()?;
     let session = Arc::new(session::connect(config, Some(keyspace)).await?);
-    let db = session::Db::new(session, config)?;
+    let db = session::Db::new(session, config, Some(keyspace))?;
     Ok((
         CassandraStore::new(db.clone(), config).await?,
         CassandraChats::new(db).await?,

@@ -49,7 +49,11 @@ const SCHEMA_TIMEOUT_MS: u64 = 60_000;
 /// [`CassandraError`] when the cluster is unreachable or a statement fails.
 pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraError> {
     let keyspace = config.checked_keyspace()?;
-    let admin = Db::new(std::sync::Arc::new(connect(config, None).await?), config)?;
+    let admin = Db::new(
+        std::sync::Arc::new(connect(config, None).await?),
+        config,
+        None,
+    )?;
     admin
         .query(
             &format!(
@@ -83,6 +87,7 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
     let db = Db::new(
         std::sync::Arc::new(connect(config, Some(keyspace)).await?),
         config,
+        Some(keyspace),
     )?;
     let mut now_applied = Vec::new();
     for migration in MIGRATIONS {

@@ -105,29 +105,108 @@ pub struct RowsPage {
 }
 
 /// The session with this adapter's policies applied to every request.
+///
+/// It also replaces its session when the driver has lost every node: cdrs-tokio marks a node
+/// down when its connections fail and, when that was the last node (one node restarted, or the
+/// whole cluster), never brings it back ("No nodes available in query plan" for good). After
+/// such an error a fresh session is built in the background, at most once per
+/// [`RECONNECT_PAUSE`], and swapped in once it connects. Prepared statements carry their CQL,
+/// so the new session re-prepares them on first use.
 #[derive(Clone)]
 pub struct Db {
-    session: Arc<CassandraSession>,
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    session: std::sync::RwLock<Arc<CassandraSession>>,
+    config: CassandraConfig,
+    keyspace: Option<String>,
     consistency: Consistency,
     serial_consistency: Consistency,
     timeout_ms: u64,
+    /// When the last replacement was tried.
+    last_reconnect: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// The least time between two attempts to replace the session.
+pub const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
 impl Db {
-    /// Wraps a session.
+    /// Wraps a session connected with `config` (to `keyspace`, if any).
     ///
     /// # Errors
     /// [`CassandraError::Config`] for unknown consistency levels.
     pub fn new(
         session: Arc<CassandraSession>,
         config: &CassandraConfig,
+        keyspace: Option<&str>,
     ) -> Result<Self, CassandraError> {
         Ok(Self {
-            session,
-            consistency: config.consistency_level()?,
-            serial_consistency: config.serial_consistency_level()?,
-            timeout_ms: config.request_timeout_ms,
+            inner: Arc::new(DbInner {
+                session: std::sync::RwLock::new(session),
+                config: config.clone(),
+                keyspace: keyspace.map(str::to_owned),
+                consistency: config.consistency_level()?,
+                serial_consistency: config.serial_consistency_level()?,
+                timeout_ms: config.request_timeout_ms,
+                last_reconnect: tokio::sync::Mutex::new(None),
+            }),
         })
+    }
+
+    fn session(&self) -> Arc<CassandraSession> {
+        self.inner
+            .session
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Passes `result` through; when it is an error that means the driver lost its nodes,
+    /// starts replacing the session.
+    fn watch<T>(&self, result: Result<T, CassandraError>) -> Result<T, CassandraError> {
+        if let Err(error) = &result
+            && error.is_lost_connection()
+        {
+            let db = self.clone();
+            tokio::spawn(async move { db.reconnect().await });
+        }
+        result
+    }
+
+    async fn reconnect(&self) {
+        let Ok(mut last) = self.inner.last_reconnect.try_lock() else {
+            return;
+        };
+        if last.is_some_and(|at| at.elapsed() < RECONNECT_PAUSE) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        match connect(&self.inner.config, self.inner.keyspace.as_deref()).await {
+            Ok(session) => {
+                *self
+                    .inner
+                    .session
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(session);
+                tracing::info!("cassandra: reconnected with a fresh session");
+            }
+            Err(error) => tracing::warn!(%error, "cassandra: still unreachable"),
+        }
+    }
+
+    async fn execute(
+        &self,
+        statement: &PreparedQuery,
+        params: &cdrs_tokio::statement::StatementParams,
+    ) -> Result<cdrs_tokio::frame::Envelope, CassandraError> {
+        let session = self.session();
+        let result = within(
+            self.inner.timeout_ms,
+            session.exec_with_params(statement, params),
+        )
+        .await;
+        self.watch(result.and_then(|envelope| envelope.map_err(Into::into)))
     }
 
     /// Prepares a statement.
@@ -135,7 +214,9 @@ impl Db {
     /// # Errors
     /// [`CassandraError`] from the server (e.g. a CQL error) or the timeout.
     pub async fn prepare(&self, cql: &str) -> Result<PreparedQuery, CassandraError> {
-        Ok(within(self.timeout_ms, self.session.prepare(cql)).await??)
+        let session = self.session();
+        let result = within(self.inner.timeout_ms, session.prepare(cql)).await;
+        self.watch(result.and_then(|prepared| prepared.map_err(Into::into)))
     }
 
     /// Runs an unprepared statement (schema changes).
@@ -143,7 +224,9 @@ impl Db {
     /// # Errors
     /// [`CassandraError`] from the server or the timeout.
     pub async fn query(&self, cql: &str, timeout_ms: u64) -> Result<Vec<Row>, CassandraError> {
-        let envelope = within(timeout_ms, self.session.query(cql)).await??;
+        let session = self.session();
+        let result = within(timeout_ms, session.query(cql)).await;
+        let envelope = self.watch(result.and_then(|envelope| envelope.map_err(Into::into)))?;
         Ok(envelope.response_body()?.into_rows().unwrap_or_default())
     }
 
@@ -160,14 +243,10 @@ impl Db {
     ) -> Result<Vec<Row>, CassandraError> {
         let params = StatementParamsBuilder::new()
             .with_values(values)
-            .with_consistency(self.consistency)
+            .with_consistency(self.inner.consistency)
             .idempotent(idempotent)
             .build();
-        let envelope = within(
-            self.timeout_ms,
-            self.session.exec_with_params(statement, &params),
-        )
-        .await??;
+        let envelope = self.execute(statement, &params).await?;
         Ok(envelope.response_body()?.into_rows().unwrap_or_default())
     }
 
@@ -183,14 +262,10 @@ impl Db {
     ) -> Result<(bool, Option<Row>), CassandraError> {
         let params = StatementParamsBuilder::new()
             .with_values(values)
-            .with_consistency(self.consistency)
-            .with_serial_consistency(self.serial_consistency)
+            .with_consistency(self.inner.consistency)
+            .with_serial_consistency(self.inner.serial_consistency)
             .build();
-        let envelope = within(
-            self.timeout_ms,
-            self.session.exec_with_params(statement, &params),
-        )
-        .await??;
+        let envelope = self.execute(statement, &params).await?;
         let row = envelope
             .response_body()?
             .into_rows()
@@ -216,18 +291,14 @@ impl Db {
     ) -> Result<RowsPage, CassandraError> {
         let mut params = StatementParamsBuilder::new()
             .with_values(values)
-            .with_consistency(self.consistency)
+            .with_consistency(self.inner.consistency)
             .with_page_size(page_size)
             .idempotent(true);
         if let Some(state) = paging_state {
             params = params.with_paging_state(CBytes::new(state));
         }
         let params = params.build();
-        let envelope = within(
-            self.timeout_ms,
-            self.session.exec_with_params(statement, &params),
-        )
-        .await??;
+        let envelope = self.execute(statement, &params).await?;
         let body = envelope.response_body()?;
         let paging_state = body.as_rows_metadata().and_then(|metadata| {
             let more = metadata
@@ -251,12 +322,14 @@ impl Db {
         &self,
         statements: Vec<(&PreparedQuery, QueryValues)>,
     ) -> Result<(), CassandraError> {
-        let mut batch = BatchQueryBuilder::new().with_consistency(self.consistency);
+        let mut batch = BatchQueryBuilder::new().with_consistency(self.inner.consistency);
         for (statement, values) in statements {
             batch = batch.add_query_prepared(statement, values);
         }
         let batch = batch.build()?;
-        within(self.timeout_ms, self.session.batch(batch)).await??;
+        let session = self.session();
+        let result = within(self.inner.timeout_ms, session.batch(batch)).await;
+        self.watch(result.and_then(|envelope| envelope.map_err(Into::into)))?;
         Ok(())
     }
 }

@@ -1,0 +1,138 @@
+//! Shared helpers: a fresh keyspace on the real Cassandra named by `CHAT_TEST_CASSANDRA`
+//! (default `127.0.0.1:9042`, started by `deploy/local/cassandra.sh`), migrated, with both
+//! adapters. A missing server fails the test; it never skips.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chat_cassandra::session::{Db, connect};
+use chat_cassandra::{CassandraChats, CassandraConfig, CassandraStore};
+use chat_domain::{
+    ChatId, Cipher, ClientMessageId, MessageId, MessageIdGenerator, MessageKind, NewMessageEvent,
+    SealBinding, StoredMessage, UserId,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A keyspace of its own, migrated, and the adapters over it.
+pub struct Fixture {
+    pub config: CassandraConfig,
+    pub store: Arc<CassandraStore>,
+    pub chats: Arc<CassandraChats>,
+    pub db: Db,
+    pub cipher: Arc<chat_crypto::MessageCipher>,
+    pub ids: MessageIdGenerator,
+}
+
+/// The contact points of the test server.
+pub fn contact_points() -> Vec<String> {
+    std::env::var("CHAT_TEST_CASSANDRA")
+        .unwrap_or_else(|_| "127.0.0.1:9042".to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A configuration for a fresh keyspace on the test server.
+pub fn test_config() -> CassandraConfig {
+    CassandraConfig {
+        contact_points: contact_points(),
+        keyspace: format!("t_{}", Uuid::new_v4().simple()),
+        // One test node: quorum of one.
+        consistency: "quorum".to_owned(),
+        serial_consistency: "serial".to_owned(),
+        request_timeout_ms: 10_000,
+        connect_timeout_ms: 10_000,
+        ..CassandraConfig::default()
+    }
+}
+
+impl Fixture {
+    /// Migrates a fresh keyspace and connects the adapters.
+    pub async fn new() -> Self {
+        Self::with_config(test_config()).await
+    }
+
+    /// As [`Fixture::new`] with `config`.
+    pub async fn with_config(config: CassandraConfig) -> Self {
+        chat_cassandra::migrate(&config)
+            .await
+            .unwrap_or_else(|error| panic!("is Cassandra running? {error}"));
+        let (store, chats) = chat_cassandra::connect_adapters(&config).await.unwrap();
+        let session = Arc::new(connect(&config, Some(&config.keyspace)).await.unwrap());
+        let db = Db::new(session, &config, Some(&config.keyspace)).unwrap();
+        Self {
+            config,
+            store: Arc::new(store),
+            chats: Arc::new(chats),
+            db,
+            cipher: Arc::new(test_cipher()),
+            ids: MessageIdGenerator::new(),
+        }
+    }
+
+    /// A sealed message from `sender` to `recipient` in `chat`, and its event.
+    pub fn message(
+        &self,
+        chat: ChatId,
+        sender: UserId,
+        recipient: UserId,
+        client_msg_id: &str,
+        text: &str,
+    ) -> (StoredMessage, NewMessageEvent) {
+        let id = self.ids.next(OffsetDateTime::now_utc());
+        let binding = SealBinding {
+            chat_id: chat,
+            message_id: id,
+            sender_id: sender,
+        };
+        let message = StoredMessage {
+            id,
+            chat_id: chat,
+            sender_id: sender,
+            recipient_id: recipient,
+            kind: MessageKind::Text,
+            content: self.cipher.seal(text.as_bytes(), &binding).unwrap(),
+            digest: self.cipher.digest(text.as_bytes()),
+            timestamp: id.timestamp(),
+            seen_at: None,
+            client_msg_id: ClientMessageId::parse(client_msg_id).unwrap(),
+        };
+        let event = NewMessageEvent::for_message(&message, false);
+        (message, event)
+    }
+
+    /// The plaintext of a stored message.
+    pub fn open(&self, message: &StoredMessage) -> String {
+        String::from_utf8(
+            self.cipher
+                .open(&message.content, &SealBinding::of(message))
+                .unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+/// A cipher with fixed test keys.
+pub fn test_cipher() -> chat_crypto::MessageCipher {
+    let config = chat_crypto::CryptoConfig {
+        active_key_id: 1,
+        keys: [(
+            "1".to_owned(),
+            secrecy::SecretString::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        )]
+        .into(),
+        digest_key: secrecy::SecretString::from("ZGlnZXN0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OWFi"),
+    };
+    chat_crypto::MessageCipher::from_config(&config).unwrap()
+}
+
+/// A fresh user.
+pub fn user() -> UserId {
+    UserId::from_uuid(Uuid::new_v4())
+}
+
+/// A fresh message id far from any stored one.
+pub fn unknown_message() -> MessageId {
+    MessageId::generate(OffsetDateTime::now_utc())
+}

@@ -1,0 +1,110 @@
+//! The service with its storage in a real Apache Cassandra (the node `deploy/local/test.sh`
+//! starts; `CHAT_TEST_CASSANDRA` names it), driven by real WebSocket and HTTP clients. Each
+//! test uses a keyspace of its own, created by the service's own migrations at start-up.
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
+use serde_json::json;
+use system_tests::{DataDir, TestApp, user};
+
+/// Settings that put the store in Cassandra, in keyspace `keyspace`.
+fn on_cassandra(keyspace: &str) -> Vec<(&'static str, String)> {
+    let contact_points =
+        std::env::var("CHAT_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_owned());
+    vec![
+        ("adapters.store", "cassandra".to_owned()),
+        ("cassandra.contact_points", contact_points),
+        ("cassandra.keyspace", keyspace.to_owned()),
+        // One test node: a quorum of one.
+        ("cassandra.consistency", "quorum".to_owned()),
+        ("cassandra.serial_consistency", "serial".to_owned()),
+        ("cassandra.request_timeout_ms", "10000".to_owned()),
+        ("cassandra.connect_timeout_ms", "10000".to_owned()),
+        ("migrate_on_start", "true".to_owned()),
+    ]
+}
+
+fn fresh_keyspace() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn spawn(keyspace: &str) -> TestApp {
+    let settings = on_cassandra(keyspace);
+    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_in(DataDir::Temp(tempfile::tempdir().unwrap()), &overrides).await
+}
+
+#[actix_web::test]
+async fn users_chat_live_and_page_history_stored_in_cassandra() {
+    let app = spawn(&fresh_keyspace()).await;
+    let (alice, bob) = (user(), user());
+    let mut alice_socket = app.connect(alice).await;
+    let mut bob_socket = app.connect(bob).await;
+    let first = alice_socket
+        .send_to_user(bob, "c-0", "stored in cassandra")
+        .await;
+    let chat = first["chat_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bob_socket.expect("message").await["message"]["content"],
+        "stored in cassandra"
+    );
+    for i in 1..25 {
+        bob_socket
+            .send_to_chat(&chat, &format!("b-{i}"), &format!("reply {i}"))
+            .await;
+    }
+    let history = app.page_all(alice, &chat, 7, async || {}).await;
+    let contents: Vec<&str> = history
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<String> = (1..25).rev().map(|i| format!("reply {i}")).collect();
+    expected.push("stored in cassandra".to_owned());
+    assert_eq!(contents, expected);
+    bob_socket
+        .send(&json!({"type": "seen", "chat_id": chat, "message_id": first["message_id"]}))
+        .await;
+    assert_eq!(
+        alice_socket.expect("seen").await["message_id"],
+        first["message_id"]
+    );
+    let (status, list) = app.get("/users/chat", Some(alice)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["chat_ids"], json!([chat]));
+}
+
+#[actix_web::test]
+async fn a_resend_through_another_instance_gets_the_same_ack() {
+    let keyspace = fresh_keyspace();
+    let one = spawn(&keyspace).await;
+    let two = spawn(&keyspace).await;
+    let (alice, bob) = (user(), user());
+    let mut on_one = one.connect(alice).await;
+    let mut on_two = two.connect(alice).await;
+    let first = on_one.send_to_user(bob, "retry-me", "sent once").await;
+    // The ack was lost; the client reconnects elsewhere and sends again.
+    let again = on_two.send_to_user(bob, "retry-me", "sent once").await;
+    assert_eq!(first, again);
+    let chat = first["chat_id"].as_str().unwrap();
+    let history = two.page_all(bob, chat, 10, async || {}).await;
+    assert_eq!(history.len(), 1);
+}
+
+#[actix_web::test]
+async fn history_survives_a_restart_of_the_service() {
+    let keyspace = fresh_keyspace();
+    let app = spawn(&keyspace).await;
+    let (alice, bob) = (user(), user());
+    let mut socket = app.connect(alice).await;
+    let ack = socket
+        .send_to_user(bob, "r-1", "still here after a restart")
+        .await;
+    let chat = ack["chat_id"].as_str().unwrap().to_owned();
+    drop(socket);
+    app.stop().await;
+    let app = spawn(&keyspace).await;
+    let (status, page) = app.get(&format!("/users/chat/{chat}"), Some(bob)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"][0]["content"], "still here after a restart");
+    let (_, ready) = app.get("/readyz", None).await;
+    assert_eq!(ready["status"], "ready");
+}
