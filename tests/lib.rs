@@ -394,3 +394,38 @@ impl Socket {
 pub fn user() -> UserId {
     UserId::from_uuid(uuid::Uuid::new_v4())
 }
+
+/// Running the service with its store in the test Cassandra (`CHAT_TEST_CASSANDRA`, started by
+/// `deploy/local/test.sh`).
+pub mod cassandra {
+    use super::{DataDir, TestApp};
+
+    /// Settings that put the store in Cassandra, in keyspace `keyspace`, migrated at start-up.
+    pub fn on_cassandra(keyspace: &str) -> Vec<(&'static str, String)> {
+        let contact_points =
+            std::env::var("CHAT_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_owned());
+        vec![
+            ("adapters.store", "cassandra".to_owned()),
+            ("cassandra.contact_points", contact_points),
+            ("cassandra.keyspace", keyspace.to_owned()),
+            // One test node: a quorum of one.
+            ("cassandra.consistency", "quorum".to_owned()),
+            ("cassandra.serial_consistency", "serial".to_owned()),
+            ("cassandra.request_timeout_ms", "10000".to_owned()),
+            ("cassandra.connect_timeout_ms", "10000".to_owned()),
+            ("migrate_on_start", "true".to_owned()),
+        ]
+    }
+
+    /// A keyspace name no other test uses.
+    pub fn fresh_keyspace() -> String {
+        format!("t_{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// The service on Cassandra keyspace `keyspace`, with a fresh local data folder.
+    pub async fn spawn(keyspace: &str) -> TestApp {
+        let settings = on_cassandra(keyspace);
+        let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        TestApp::spawn_in(DataDir::Temp(tempfile::tempdir().unwrap()), &overrides).await
+    }
+}

@@ -4,34 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
 use serde_json::json;
-use system_tests::{DataDir, TestApp, user};
-
-/// Settings that put the store in Cassandra, in keyspace `keyspace`.
-fn on_cassandra(keyspace: &str) -> Vec<(&'static str, String)> {
-    let contact_points =
-        std::env::var("CHAT_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_owned());
-    vec![
-        ("adapters.store", "cassandra".to_owned()),
-        ("cassandra.contact_points", contact_points),
-        ("cassandra.keyspace", keyspace.to_owned()),
-        // One test node: a quorum of one.
-        ("cassandra.consistency", "quorum".to_owned()),
-        ("cassandra.serial_consistency", "serial".to_owned()),
-        ("cassandra.request_timeout_ms", "10000".to_owned()),
-        ("cassandra.connect_timeout_ms", "10000".to_owned()),
-        ("migrate_on_start", "true".to_owned()),
-    ]
-}
-
-fn fresh_keyspace() -> String {
-    format!("t_{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn spawn(keyspace: &str) -> TestApp {
-    let settings = on_cassandra(keyspace);
-    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    TestApp::spawn_in(DataDir::Temp(tempfile::tempdir().unwrap()), &overrides).await
-}
+use system_tests::cassandra::{fresh_keyspace, spawn};
+use system_tests::user;
 
 #[actix_web::test]
 async fn users_chat_live_and_page_history_stored_in_cassandra() {
