@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, then every test of the workspace, against real
 # servers that this script installs (when missing), starts on loopback, and stops again on exit:
-#   - Apache Cassandra (deploy/local/cassandra.sh), one node.
+#   - Apache Cassandra (deploy/local/cassandra.sh), one node;
+#   - Apache Kafka (deploy/local/kafka.sh), one KRaft broker.
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -11,6 +12,7 @@
 #   TEST_THREADS          parallel tests per binary (default: cargo's choice)
 #   TEST_SERVERS_HOME     data of the test servers (default: a fresh temporary folder)
 #   TEST_CASSANDRA_PORT   CQL port of the test Cassandra (default 19042)
+#   TEST_KAFKA_PORT       port of the test Kafka broker (default 19092; controller +1)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,10 +46,15 @@ export CASSANDRA_PORT=${TEST_CASSANDRA_PORT:-19042}
 export CASSANDRA_STORAGE_PORT=${TEST_CASSANDRA_STORAGE_PORT:-17000}
 export CASSANDRA_JMX_PORT=${TEST_CASSANDRA_JMX_PORT:-17199}
 export CHAT_TEST_CASSANDRA=127.0.0.1:$CASSANDRA_PORT
+export CHAT_KAFKA_HOME=$servers_home/kafka
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+export CHAT_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 
 stop_servers() {
     step "stopping the test servers"
     bash deploy/local/cassandra.sh stop --wipe || true
+    bash deploy/local/kafka.sh stop --wipe || true
     if [[ -z "${TEST_SERVERS_HOME:-}" ]]; then
         rm -rf "$servers_home"
     fi
@@ -56,6 +63,9 @@ trap stop_servers EXIT
 
 step "starting Cassandra (deploy/local/cassandra.sh, CQL on 127.0.0.1:$CASSANDRA_PORT)"
 bash deploy/local/cassandra.sh start --nodes 1
+
+step "starting Kafka (deploy/local/kafka.sh, broker on 127.0.0.1:$KAFKA_PORT)"
+bash deploy/local/kafka.sh start
 
 step "tests (cargo test --workspace)"
 test_args=()

@@ -107,6 +107,9 @@ pub struct Settings {
     /// The Cassandra cluster, when `adapters.store = "cassandra"`.
     #[serde(default)]
     pub cassandra: chat_cassandra::CassandraConfig,
+    /// The Kafka brokers and topic, when `adapters.events = "kafka"`.
+    #[serde(default)]
+    pub kafka: chat_kafka::KafkaConfig,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// Logging.
@@ -158,6 +161,8 @@ pub enum FanOutAdapter {
 pub enum EventsAdapter {
     /// A JSON-lines file in `embedded.data_dir`.
     Log,
+    /// Apache Kafka (`[kafka]`).
+    Kafka,
 }
 
 /// HTTP listener.
@@ -288,7 +293,8 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true)
                     .list_separator(",")
-                    .with_list_parse_key("cassandra.contact_points"),
+                    .with_list_parse_key("cassandra.contact_points")
+                    .with_list_parse_key("kafka.brokers"),
             )
             .build()?
             .try_deserialize()?;

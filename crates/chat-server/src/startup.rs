@@ -37,6 +37,9 @@ pub enum StartupError {
     /// The embedded store or event log could not be opened.
     #[error("embedded storage: {0}")]
     Embedded(#[from] chat_embedded::EmbeddedError),
+    /// The Kafka publisher is misconfigured.
+    #[error("{0}")]
+    Kafka(#[from] chat_kafka::KafkaError),
     /// Cassandra could not be reached or migrated.
     #[error("{0}")]
     Cassandra(#[from] chat_cassandra::CassandraError),

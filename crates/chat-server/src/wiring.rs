@@ -71,6 +71,16 @@ pub async fn wire(
             tracing::info!(events = %publisher.path().display(), "events: local JSON-lines log");
             Arc::new(publisher)
         }
+        EventsAdapter::Kafka => {
+            // Connects on first use: sends are accepted (into the outbox) while Kafka is down.
+            let publisher = chat_kafka::KafkaPublisher::new(settings.kafka.clone())?;
+            tracing::info!(
+                brokers = ?settings.kafka.brokers,
+                topic = settings.kafka.topic,
+                "events: kafka"
+            );
+            Arc::new(publisher)
+        }
     };
     if adapters.store != StoreAdapter::Embedded
         && (adapters.cache == CacheAdapter::Memory || adapters.fan_out == FanOutAdapter::Local)

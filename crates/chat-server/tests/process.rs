@@ -156,6 +156,12 @@ impl Process {
         }
     }
 
+    /// Kills the process at once (SIGKILL), like a crash.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, with the `kill` command (this crate forbids unsafe code).
     fn terminate(&self) {
         let status = Command::new("kill")
@@ -245,8 +251,14 @@ struct Server {
 impl Server {
     /// Starts the service on a free port and waits until `/readyz` answers 200.
     async fn start(work: &Path, data: &Path) -> Self {
+        Self::start_with(work, data, &[]).await
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    async fn start_with(work: &Path, data: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut command = command(work, data, port);
+        command.envs(env.iter().copied());
         command.arg("serve");
         let mut process = Process::spawn("message-service serve", command);
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -636,4 +648,69 @@ fn an_unknown_profile_is_a_clear_error() {
         "stderr does not name the profile:\n{}",
         finished.stderr
     );
+}
+
+/// The test Kafka (`CHAT_TEST_KAFKA`, started by `deploy/local/test.sh`).
+fn test_kafka() -> String {
+    std::env::var("CHAT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+#[actix_web::test]
+async fn events_of_acknowledged_messages_reach_kafka_after_a_kill_before_the_relay_ran() {
+    let (work, data) = workspace();
+    let topic = format!("test-events-{}", Uuid::new_v4().simple());
+    let brokers = test_kafka();
+    let kafka = [
+        ("CHAT__ADAPTERS__EVENTS", "kafka"),
+        ("CHAT__KAFKA__BROKERS", brokers.as_str()),
+        ("CHAT__KAFKA__TOPIC", topic.as_str()),
+        ("CHAT__KAFKA__PARTITIONS", "2"),
+    ];
+    // The relay runs once at start-up (nothing to do), then sleeps for ten minutes: what is
+    // sent meanwhile stays in the outbox, as if the process died right after the acks.
+    let mut sleepy = kafka.to_vec();
+    sleepy.push(("CHAT__RELAY__INTERVAL_MS", "600000"));
+    let mut server = Server::start_with(work.path(), &data, &sleepy).await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let token = mint(work.path(), &data, alice);
+    let mut socket = connect(server.port, &token).await;
+    expect_ready(&mut socket, alice).await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let ack = send_message(&mut socket, &format!("k-{i}"), bob, &format!("m{i}")).await;
+        acked.push(ack["message_id"].as_str().unwrap().to_owned());
+    }
+    server.process.kill();
+    drop(socket);
+
+    let config = chat_kafka::KafkaConfig {
+        brokers: vec![brokers.clone()],
+        topic: topic.clone(),
+        ..chat_kafka::KafkaConfig::default()
+    };
+    let before: Vec<_> = chat_kafka::read_all_events(&config)
+        .await
+        .unwrap_or_default();
+    assert!(before.is_empty(), "nothing was relayed before the kill");
+
+    let _server = Server::start_with(work.path(), &data, &kafka).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = chat_kafka::read_all_events(&config)
+            .await
+            .unwrap_or_default();
+        let relayed: Vec<String> = events
+            .iter()
+            .map(|e| e.event.message_id.to_string())
+            .collect();
+        if acked.iter().all(|id| relayed.contains(id)) {
+            assert!(events.iter().all(|e| e.key == bob.to_string()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing events: {acked:?} vs {relayed:?}"
+        );
+        sleep(Duration::from_millis(200)).await;
+    }
 }
