@@ -82,3 +82,57 @@ async fn history_survives_a_restart_of_the_service() {
     let (_, ready) = app.get("/readyz", None).await;
     assert_eq!(ready["status"], "ready");
 }
+
+#[actix_web::test]
+async fn two_instances_relaying_one_outbox_lose_no_event() {
+    let keyspace = fresh_keyspace();
+    let brokers = std::env::var("CHAT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let topic = format!("test-events-{}", uuid::Uuid::new_v4().simple());
+    let mut settings = system_tests::cassandra::on_cassandra(&keyspace);
+    settings.extend([
+        ("adapters.events", "kafka".to_owned()),
+        ("kafka.brokers", brokers.clone()),
+        ("kafka.topic", topic.clone()),
+        ("relay.interval_ms", "50".to_owned()),
+    ]);
+    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let temp = || system_tests::DataDir::Temp(tempfile::tempdir().unwrap());
+    let one = system_tests::TestApp::spawn_in(temp(), &overrides).await;
+    let _two = system_tests::TestApp::spawn_in(temp(), &overrides).await;
+    let (alice, bob) = (user(), user());
+    let mut socket = one.connect(alice).await;
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let ack = socket.send_to_user(bob, &format!("o-{i}"), "relayed").await;
+        acked.push(ack["message_id"].as_str().unwrap().to_owned());
+    }
+    let config = chat_kafka::KafkaConfig {
+        brokers: vec![brokers],
+        topic,
+        ..chat_kafka::KafkaConfig::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let events = loop {
+        let events = chat_kafka::read_all_events(&config)
+            .await
+            .unwrap_or_default();
+        let relayed: Vec<String> = events
+            .iter()
+            .map(|e| e.event.message_id.to_string())
+            .collect();
+        if acked.iter().all(|id| relayed.contains(id)) {
+            break events;
+        }
+        assert!(std::time::Instant::now() < deadline, "events missing");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    // Any duplicate is the same event: one event id per message.
+    let mut ids = std::collections::HashMap::new();
+    for consumed in &events {
+        let first = ids
+            .entry(consumed.event.message_id)
+            .or_insert(consumed.event.event_id);
+        assert_eq!(*first, consumed.event.event_id);
+    }
+    assert_eq!(ids.len(), 10);
+}
