@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Runs a real Apache Cassandra 5.0 on loopback, as plain JVM processes built from the Maven Central
 # artifacts (no Docker, no tarball): one node on 127.0.0.1, or three nodes on 127.0.0.1/2/3.
 #
@@ -88,54 +89,12 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 # ---------------------------------------------------------------------------------------------
 # Prerequisites: a JDK 17 and (for the one-time resolution only) Maven.
 
-apt_install() {
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        die "$1 is missing: install it with 'sudo apt-get install openjdk-17-jdk-headless maven'"
-    fi
-    say "$1 is missing: installing $2 with apt-get"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-}
-
-is_java17() { [[ -x $1/bin/java ]] && "$1/bin/java" -version 2>&1 | grep -q 'version "17[."]'; }
-
-find_java() {
-    local arch candidates=() c
-    arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-    if [[ -n ${CASSANDRA_JAVA_HOME:-} ]]; then
-        is_java17 "$CASSANDRA_JAVA_HOME" || die "CASSANDRA_JAVA_HOME=$CASSANDRA_JAVA_HOME is not a JDK 17"
-        echo "$CASSANDRA_JAVA_HOME"
-        return 0
-    fi
-    candidates+=("/usr/lib/jvm/java-17-openjdk-$arch")
-    [[ -n ${JAVA_HOME:-} ]] && candidates+=("$JAVA_HOME")
-    for c in /usr/lib/jvm/*17*; do candidates+=("$c"); done
-    for c in "${candidates[@]}"; do
-        if is_java17 "$c"; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
-
-ensure_java() {
-    [[ -n ${java_bin:-} ]] && return 0
-    local jh
-    if [[ -n ${CASSANDRA_JAVA_HOME:-} ]] && ! is_java17 "$CASSANDRA_JAVA_HOME"; then
-        die "CASSANDRA_JAVA_HOME=$CASSANDRA_JAVA_HOME is not a JDK 17 (Cassandra 5.0 runs on Java 11 or 17 only)"
-    fi
-    if ! jh=$(find_java); then
-        apt_install "a JDK 17 (Cassandra 5.0 runs on Java 11 or 17 only)" openjdk-17-jdk-headless
-        jh=$(find_java) || die "no JDK 17 found after installing openjdk-17-jdk-headless"
-    fi
-    java_bin=$jh/bin/java
-}
-
-ensure_mvn() {
-    command -v mvn >/dev/null 2>&1 || apt_install "Maven (mvn, needed once to fetch Cassandra)" maven
-    command -v mvn >/dev/null 2>&1 || die "mvn not found after installing maven"
-}
+jdk_override=${CASSANDRA_JAVA_HOME:-}
+jdk_override_name=CASSANDRA_JAVA_HOME
+jdk_why="Cassandra 5.0 runs on Java 11 or 17 only"
+mvn_why="needed once to fetch Cassandra"
+# shellcheck source=lib/jdk.sh
+source "$here/lib/jdk.sh"
 
 # Resolves cassandra-all and its runtime dependencies into $lib, once.
 ensure_classpath() {

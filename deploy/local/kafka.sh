@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Runs a real Apache Kafka broker on loopback: one KRaft node that is both broker and controller,
 # as a plain JVM process built from the Maven Central artifacts (no Docker, no tarball).
 #
@@ -94,54 +95,12 @@ is_uint "$controller_port" || die "KAFKA_CONTROLLER_PORT must be a number"
 # ---------------------------------------------------------------------------------------------
 # Prerequisites: a JDK 17 and (for the one-time resolution only) Maven.
 
-apt_install() {
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        die "$1 is missing: install it with 'sudo apt-get install openjdk-17-jdk-headless maven'"
-    fi
-    say "$1 is missing: installing $2 with apt-get"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-}
-
-is_java17() { [[ -x $1/bin/java ]] && "$1/bin/java" -version 2>&1 | grep -q 'version "17[."]'; }
-
-find_java() {
-    local arch candidates=() c
-    arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-    if [[ -n ${KAFKA_JAVA_HOME:-} ]]; then
-        is_java17 "$KAFKA_JAVA_HOME" || return 1
-        echo "$KAFKA_JAVA_HOME"
-        return 0
-    fi
-    candidates+=("/usr/lib/jvm/java-17-openjdk-$arch")
-    [[ -n ${JAVA_HOME:-} ]] && candidates+=("$JAVA_HOME")
-    for c in /usr/lib/jvm/*17*; do candidates+=("$c"); done
-    for c in "${candidates[@]}"; do
-        if is_java17 "$c"; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
-
-ensure_java() {
-    [[ -n ${java_bin:-} ]] && return 0
-    local jh
-    if [[ -n ${KAFKA_JAVA_HOME:-} ]] && ! is_java17 "$KAFKA_JAVA_HOME"; then
-        die "KAFKA_JAVA_HOME=$KAFKA_JAVA_HOME is not a JDK 17"
-    fi
-    if ! jh=$(find_java); then
-        apt_install "a JDK 17" openjdk-17-jdk-headless
-        jh=$(find_java) || die "no JDK 17 found after installing openjdk-17-jdk-headless"
-    fi
-    java_bin=$jh/bin/java
-}
-
-ensure_mvn() {
-    command -v mvn >/dev/null 2>&1 || apt_install "Maven (mvn, needed once to fetch Kafka)" maven
-    command -v mvn >/dev/null 2>&1 || die "mvn not found after installing maven"
-}
+jdk_override=${KAFKA_JAVA_HOME:-}
+jdk_override_name=KAFKA_JAVA_HOME
+jdk_why=""
+mvn_why="needed once to fetch Kafka"
+# shellcheck source=lib/jdk.sh
+source "$here/lib/jdk.sh"
 
 # Lists the classes of the Kafka jars into $1 (one binary name a line), to pick main classes that
 # moved between versions.
