@@ -2,7 +2,9 @@
 # Runs the whole test suite: formatting, lints, then every test of the workspace, against real
 # servers that this script installs (when missing), starts on loopback, and stops again on exit:
 #   - Apache Cassandra (deploy/local/cassandra.sh), one node;
-#   - Apache Kafka (deploy/local/kafka.sh), one KRaft broker.
+#   - Apache Kafka (deploy/local/kafka.sh), one KRaft broker;
+#   - a Redis 7 cluster (deploy/local/redis-cluster.sh), 3 masters and 3 replicas (the
+#     replicas let tests kill a master and watch the failover).
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -13,6 +15,8 @@
 #   TEST_SERVERS_HOME     data of the test servers (default: a fresh temporary folder)
 #   TEST_CASSANDRA_PORT   CQL port of the test Cassandra (default 19042)
 #   TEST_KAFKA_PORT       port of the test Kafka broker (default 19092; controller +1)
+#   TEST_REDIS_PORT       port of the first test Redis node (default 19101; nodes use +0..+5,
+#                         cluster bus +10000)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -50,11 +54,15 @@ export CHAT_KAFKA_HOME=$servers_home/kafka
 export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
 export KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 export CHAT_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+export CHAT_REDIS_HOME=$servers_home/redis-cluster
+export REDIS_CLUSTER_PORT=${TEST_REDIS_PORT:-19101}
+export CHAT_TEST_REDIS=127.0.0.1:$REDIS_CLUSTER_PORT,127.0.0.1:$((REDIS_CLUSTER_PORT + 1)),127.0.0.1:$((REDIS_CLUSTER_PORT + 2))
 
 stop_servers() {
     step "stopping the test servers"
     bash deploy/local/cassandra.sh stop --wipe || true
     bash deploy/local/kafka.sh stop --wipe || true
+    bash deploy/local/redis-cluster.sh stop --wipe || true
     if [[ -z "${TEST_SERVERS_HOME:-}" ]]; then
         rm -rf "$servers_home"
     fi
@@ -66,6 +74,9 @@ bash deploy/local/cassandra.sh start --nodes 1
 
 step "starting Kafka (deploy/local/kafka.sh, broker on 127.0.0.1:$KAFKA_PORT)"
 bash deploy/local/kafka.sh start
+
+step "starting the Redis cluster (deploy/local/redis-cluster.sh, nodes from 127.0.0.1:$REDIS_CLUSTER_PORT)"
+bash deploy/local/redis-cluster.sh start --replicas
 
 step "tests (cargo test --workspace)"
 test_args=()

@@ -510,3 +510,41 @@ impl MemoryAdapters {
         }
     }
 }
+
+/// A text message from `sender` to `recipient` in their chat, sealed with `cipher` and given the
+/// next id of `ids`, as [`crate::ChatService::accept`] would build it: for adapter tests that
+/// store or cache messages without the service.
+///
+/// # Panics
+/// When `client_msg_id` is not a valid idempotency key or `cipher` cannot seal.
+pub fn sealed_message(
+    cipher: &dyn Cipher,
+    ids: &crate::ids::MessageIdGenerator,
+    sender: UserId,
+    recipient: UserId,
+    client_msg_id: &str,
+    text: &str,
+) -> StoredMessage {
+    let id = ids.next(OffsetDateTime::now_utc());
+    let chat_id = ChatId::for_pair(sender, recipient);
+    let binding = SealBinding {
+        chat_id,
+        message_id: id,
+        sender_id: sender,
+    };
+    StoredMessage {
+        id,
+        chat_id,
+        sender_id: sender,
+        recipient_id: recipient,
+        kind: crate::model::MessageKind::Text,
+        content: cipher
+            .seal(text.as_bytes(), &binding)
+            .expect("the test cipher seals"),
+        digest: cipher.digest(text.as_bytes()),
+        timestamp: id.timestamp(),
+        seen_at: None,
+        client_msg_id: crate::ids::ClientMessageId::parse(client_msg_id)
+            .expect("a valid client_msg_id"),
+    }
+}
