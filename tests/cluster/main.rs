@@ -136,3 +136,73 @@ async fn two_instances_relaying_one_outbox_lose_no_event() {
     }
     assert_eq!(ids.len(), 10);
 }
+
+#[actix_web::test]
+async fn with_redis_down_messages_are_still_acknowledged_delivered_and_read() {
+    let keyspace = fresh_keyspace();
+    let mut settings = system_tests::cassandra::on_cassandra(&keyspace);
+    // Nothing listens there: the Redis cluster is "down" for the whole test.
+    settings.extend([
+        ("adapters.cache", "redis".to_owned()),
+        ("adapters.fan_out", "redis".to_owned()),
+        ("redis.nodes", "127.0.0.1:1".to_owned()),
+        ("redis.connect_timeout_ms", "300".to_owned()),
+        ("redis.command_timeout_ms", "300".to_owned()),
+    ]);
+    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = system_tests::TestApp::spawn_in(
+        system_tests::DataDir::Temp(tempfile::tempdir().unwrap()),
+        &overrides,
+    )
+    .await;
+    let (status, ready) = app.get("/readyz", None).await;
+    assert_eq!((status, ready["redis"].as_str()), (200, Some("degraded")));
+
+    let (alice, bob) = (user(), user());
+    let mut alice_socket = app.connect(alice).await;
+    let mut bob_socket = app.connect(bob).await;
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        acks.push(
+            alice_socket
+                .send_to_user(bob, &format!("d-{i}"), &format!("m{i}"))
+                .await,
+        );
+        // Live delivery on this instance does not need Redis.
+        assert_eq!(
+            bob_socket.expect("message").await["message"]["content"],
+            format!("m{i}")
+        );
+    }
+    let chat = acks[0]["chat_id"].as_str().unwrap();
+    let (status, page) = app
+        .get(&format!("/users/chat/{chat}?limit=10"), Some(bob))
+        .await;
+    assert_eq!(status, 200);
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        ["m4", "m3", "m2", "m1", "m0"],
+        "read from Cassandra"
+    );
+    let (status, page) = app
+        .get(&format!("/users/chat/{chat}?limit=2"), Some(bob))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (page["has_more"].as_bool(), page["next_cursor"].as_str()),
+        (Some(true), None)
+    );
+    let (status, list) = app.get("/users/chat", Some(alice)).await;
+    assert_eq!(
+        (status, list["chat_ids"].clone()),
+        (200, serde_json::json!([chat]))
+    );
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains("chat_redis_degraded 1"), "{metrics}");
+}

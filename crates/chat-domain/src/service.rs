@@ -98,8 +98,11 @@ pub struct HistoryPage {
     pub chat_id: ChatId,
     /// Messages, newest first.
     pub messages: Vec<Message>,
-    /// The cursor of the next (older) page, when more remain.
+    /// The cursor of the next (older) page, when more remain and it could be kept.
     pub next_cursor: Option<CursorId>,
+    /// Whether older messages remain. True with no cursor when the cursor store failed: the
+    /// page is still served, and asking for the first page again later gives a cursor.
+    pub has_more: bool,
 }
 
 /// What a reconnecting client missed.
@@ -301,11 +304,18 @@ impl ChatService {
             }
             None => self.first_page(chat_id, limit).await?,
         };
+        let has_more = page.next.is_some();
         let next_cursor = match page.next {
             Some(start) => {
                 let cursor = CursorId::generate();
-                self.ports.cursors.save(&cursor, owner, &start).await?;
-                Some(cursor)
+                match self.ports.cursors.save(&cursor, owner, &start).await {
+                    Ok(()) => Some(cursor),
+                    Err(error) => {
+                        // The page itself is good: serve it, without a way to the next one.
+                        tracing::warn!(%error, chat = %chat_id, "could not keep a history cursor");
+                        None
+                    }
+                }
             }
             None => None,
         };
@@ -313,6 +323,7 @@ impl ChatService {
             chat_id,
             messages: self.open_all(&page.messages)?,
             next_cursor,
+            has_more,
         })
     }
 

@@ -289,7 +289,25 @@ async fn a_broken_cache_or_fan_out_does_not_fail_sends_or_reads() {
     let chat = converse(&service, alice, bob, 3).await;
     let page = service.history(bob, chat, None, None).await.unwrap();
     assert_eq!(page.messages.len(), 3);
+    assert!(!page.has_more);
     assert_eq!(service.list_chats(bob, bob).await.unwrap().len(), 1);
+
+    // A page with more behind it is still served when its cursor cannot be kept; it says more
+    // remain, and once the cursor store is back the first page comes with a cursor again.
+    let page = service.history(bob, chat, Some(2), None).await.unwrap();
+    assert_eq!(page.messages.len(), 2);
+    assert!(page.has_more);
+    assert_eq!(page.next_cursor, None);
+    adapters.cache.failing.set(false);
+    let page = service.history(bob, chat, Some(2), None).await.unwrap();
+    assert!(page.has_more);
+    let cursor = page.next_cursor.unwrap();
+    let rest = service
+        .history(bob, chat, Some(2), Some(&cursor))
+        .await
+        .unwrap();
+    assert_eq!(rest.messages.len(), 1);
+    assert!(!rest.has_more);
 }
 
 #[tokio::test]

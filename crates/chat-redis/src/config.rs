@@ -25,7 +25,8 @@ pub struct RedisConfig {
     /// The longest a command may take, retries and redirections included; then the call fails
     /// and the service carries on without Redis. Default 500 ms.
     pub command_timeout_ms: u64,
-    /// The longest one connection attempt may take. Default 2000 ms.
+    /// The longest one connection attempt may take, and how long start-up waits for Redis
+    /// before going on without it. Default 2000 ms.
     pub connect_timeout_ms: u64,
     /// Reconnection backoff starts at 100 ms and doubles up to this. Attempts never stop.
     /// Default 2000 ms.

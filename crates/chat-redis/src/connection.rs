@@ -63,7 +63,8 @@ impl RedisConnection {
         })
     }
 
-    /// Waits until both clients are connected, or `timeout` passes.
+    /// Waits until both clients are connected, or `timeout` passes (then the adapters start
+    /// degraded, and the clients keep trying).
     ///
     /// # Errors
     /// [`RedisError::Command`] with a timeout when Redis did not answer in time.
@@ -72,16 +73,16 @@ impl RedisConnection {
             self.data.wait_for_connect().await?;
             self.subscriber.wait_for_connect().await
         };
-        match tokio::time::timeout(timeout, both).await {
-            Ok(result) => result.map_err(RedisError::from),
-            Err(_) => Err(RedisError::Command(fred::error::Error::new(
+        let error = match tokio::time::timeout(timeout, both).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => fred::error::Error::new(
                 fred::error::ErrorKind::Timeout,
-                format!(
-                    "no connection to {:?} within {timeout:?}",
-                    self.config.nodes
-                ),
-            ))),
-        }
+                format!("no connection to {:?} within {timeout:?}", self.config.nodes),
+            ),
+        };
+        self.health.failed(&error);
+        Err(RedisError::Command(error))
     }
 
     /// The health shared by every adapter on this connection.

@@ -110,6 +110,9 @@ pub struct Settings {
     /// The Kafka brokers and topic, when `adapters.events = "kafka"`.
     #[serde(default)]
     pub kafka: chat_kafka::KafkaConfig,
+    /// The Redis cluster, when `adapters.cache` or `adapters.fan_out` is `"redis"`.
+    #[serde(default)]
+    pub redis: chat_redis::RedisConfig,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// Logging.
@@ -145,6 +148,8 @@ pub enum StoreAdapter {
 pub enum CacheAdapter {
     /// In this process (`[embedded.cache]`); cursors only work on the instance that made them.
     Memory,
+    /// The Redis cluster (`[redis]`), shared by every instance.
+    Redis,
 }
 
 /// Fan-out adapters.
@@ -153,6 +158,8 @@ pub enum CacheAdapter {
 pub enum FanOutAdapter {
     /// Only this process's sockets.
     Local,
+    /// Sharded pub/sub on the Redis cluster (`[redis]`): reaches sockets on every instance.
+    Redis,
 }
 
 /// Event publishers.
@@ -294,7 +301,8 @@ impl Settings {
                     .try_parsing(true)
                     .list_separator(",")
                     .with_list_parse_key("cassandra.contact_points")
-                    .with_list_parse_key("kafka.brokers"),
+                    .with_list_parse_key("kafka.brokers")
+                    .with_list_parse_key("redis.nodes"),
             )
             .build()?
             .try_deserialize()?;
@@ -442,10 +450,18 @@ mod tests {
         let settings = Settings::load_with(
             Path::new("/nonexistent"),
             Profile::Cluster,
-            env(&[("CHAT__ALLOW_DEVELOPMENT_SECRETS", "true")]),
+            env(&[
+                ("CHAT__ALLOW_DEVELOPMENT_SECRETS", "true"),
+                ("CHAT__REDIS__NODES", "10.0.0.1:7000,10.0.0.2:7000"),
+            ]),
         )
         .unwrap();
         assert_eq!(settings.adapters.store, StoreAdapter::Cassandra);
+        assert_eq!(settings.adapters.cache, CacheAdapter::Redis);
+        assert_eq!(settings.adapters.fan_out, FanOutAdapter::Redis);
+        assert_eq!(settings.adapters.events, EventsAdapter::Kafka);
+        assert_eq!(settings.redis.nodes, ["10.0.0.1:7000", "10.0.0.2:7000"]);
+        settings.redis.validate().unwrap();
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum StartupError {
     /// Cassandra could not be reached or migrated.
     #[error("{0}")]
     Cassandra(#[from] chat_cassandra::CassandraError),
+    /// The Redis adapter is misconfigured.
+    #[error("{0}")]
+    Redis(#[from] chat_redis::RedisError),
     /// The SIGTERM handler could not be installed.
     #[error("cannot handle SIGTERM: {0}")]
     Signal(std::io::Error),
@@ -73,6 +76,10 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let connections = Arc::new(Connections::new(metrics.clone()));
         let wiring = wire(&settings, connections.clone()).await?;
+        if let Some(redis) = &wiring.redis {
+            metrics.watch_redis(redis.health());
+        }
+        let redis = wiring.redis.clone();
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
         let verifier = Arc::new(TokenVerifier::new(&settings.auth));
@@ -104,6 +111,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             settings: settings.clone(),
             instance: instance.clone(),
+            redis,
         });
 
         let app_state = state.clone();
@@ -211,6 +219,9 @@ impl Application {
         let result = server.await;
         if relay_task.await.is_err() {
             tracing::error!("the outbox relay task failed");
+        }
+        if let Some(redis) = &state.redis {
+            redis.close().await;
         }
         tracing::info!("stopped");
         result

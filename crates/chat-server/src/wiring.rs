@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use chat_crypto::MessageCipher;
 use chat_domain::{
-    ChatDirectory, EventPublisher, FanOut, LocalDelivery, MessageStore, Outbox, Ports,
+    ChatDirectory, ChatListCache, CursorStore, EventPublisher, FanOut, LocalDelivery, MessageStore,
+    Outbox, Ports, RecentMessages,
 };
 use chat_embedded::{EmbeddedStore, InProcessCache, InProcessFanOut, JsonLinesPublisher};
+use chat_redis::{RedisCache, RedisConnection, RedisFanOut};
 
 use crate::settings::{CacheAdapter, EventsAdapter, FanOutAdapter, Settings, StoreAdapter};
 use crate::startup::StartupError;
@@ -19,6 +21,26 @@ pub struct Wiring {
     pub outbox: Arc<dyn Outbox>,
     /// Where the relay publishes them.
     pub publisher: Arc<dyn EventPublisher>,
+    /// The Redis clients, when an adapter uses Redis (for health, metrics and shutdown).
+    pub redis: Option<RedisConnection>,
+}
+
+/// The three cache ports, served by one adapter.
+struct CachePorts {
+    recent: Arc<dyn RecentMessages>,
+    chat_lists: Arc<dyn ChatListCache>,
+    cursors: Arc<dyn CursorStore>,
+}
+
+impl CachePorts {
+    fn of<C: RecentMessages + ChatListCache + CursorStore>(cache: C) -> Self {
+        let cache = Arc::new(cache);
+        Self {
+            recent: cache.clone(),
+            chat_lists: cache.clone(),
+            cursors: cache,
+        }
+    }
 }
 
 /// Builds the configured adapters. `local` is this instance's socket registry.
@@ -55,15 +77,37 @@ pub async fn wire(
             (store.clone(), Arc::new(chats), store)
         }
     };
-    let cache = match adapters.cache {
-        CacheAdapter::Memory => {
+    let uses_redis =
+        adapters.cache == CacheAdapter::Redis || adapters.fan_out == FanOutAdapter::Redis;
+    let redis = if uses_redis {
+        let mut config = settings.redis.clone();
+        config.recent_window = settings.limits.recent_window as usize;
+        let redis = RedisConnection::start(config)?;
+        // Redis is a cache: the service starts without it and the clients keep reconnecting.
+        let wait = std::time::Duration::from_millis(settings.redis.connect_timeout_ms);
+        match redis.wait_connected(wait).await {
+            Ok(()) => tracing::info!(nodes = ?settings.redis.nodes, "redis: connected"),
+            Err(error) => tracing::warn!(
+                %error,
+                "redis does not answer yet; starting without it (reads use the store, live \
+                 delivery stays on this instance) and reconnecting in the background"
+            ),
+        }
+        Some(redis)
+    } else {
+        None
+    };
+    let cache = match (adapters.cache, &redis) {
+        (CacheAdapter::Redis, Some(redis)) => CachePorts::of(RedisCache::new(redis.clone())),
+        _ => {
             let mut config = settings.embedded.cache.clone();
             config.recent_window = settings.limits.recent_window as usize;
-            Arc::new(InProcessCache::new(&config))
+            CachePorts::of(InProcessCache::new(&config))
         }
     };
-    let fan_out: Arc<dyn FanOut> = match adapters.fan_out {
-        FanOutAdapter::Local => Arc::new(InProcessFanOut::new(local)),
+    let fan_out: Arc<dyn FanOut> = match (adapters.fan_out, &redis) {
+        (FanOutAdapter::Redis, Some(redis)) => Arc::new(RedisFanOut::new(redis.clone(), local)),
+        _ => Arc::new(InProcessFanOut::new(local)),
     };
     let publisher: Arc<dyn EventPublisher> = match adapters.events {
         EventsAdapter::Log => {
@@ -94,14 +138,15 @@ pub async fn wire(
         ports: Ports {
             store,
             chats,
-            recent: cache.clone(),
-            chat_lists: cache.clone(),
-            cursors: cache,
+            recent: cache.recent,
+            chat_lists: cache.chat_lists,
+            cursors: cache.cursors,
             fan_out,
             cipher,
         },
         outbox,
         publisher,
+        redis,
     })
 }
 

@@ -714,3 +714,173 @@ async fn events_of_acknowledged_messages_reach_kafka_after_a_kill_before_the_rel
         sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The environment of an instance of the production (`cluster`) profile on the test servers of
+/// `deploy/local/test.sh`: Cassandra keyspace, Kafka topic and Redis key prefix given, its own
+/// (non-development) secrets.
+fn cluster_env(keyspace: &str, topic: &str, redis_prefix: &str) -> Vec<(&'static str, String)> {
+    let cassandra =
+        std::env::var("CHAT_TEST_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_owned());
+    let redis = std::env::var("CHAT_TEST_REDIS")
+        .unwrap_or_else(|_| "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003".to_owned());
+    vec![
+        ("CHAT_PROFILE", "cluster".to_owned()),
+        (
+            "CHAT__AUTH__JWT_SECRET",
+            "cluster-test-jwt-secret-not-the-development-one-0123456789".to_owned(),
+        ),
+        ("CHAT__CRYPTO__ACTIVE_KEY_ID", "1".to_owned()),
+        (
+            "CHAT__CRYPTO__KEYS__1",
+            "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=".to_owned(),
+        ),
+        (
+            "CHAT__CRYPTO__DIGEST_KEY",
+            "ZGlnZXN0LWtleS1mb3ItY2x1c3Rlci10ZXN0cy0wMTI=".to_owned(),
+        ),
+        ("CHAT__MIGRATE_ON_START", "true".to_owned()),
+        ("CHAT__CASSANDRA__CONTACT_POINTS", cassandra),
+        ("CHAT__CASSANDRA__KEYSPACE", keyspace.to_owned()),
+        // One test node: a quorum of one.
+        ("CHAT__CASSANDRA__CONSISTENCY", "quorum".to_owned()),
+        ("CHAT__CASSANDRA__SERIAL_CONSISTENCY", "serial".to_owned()),
+        ("CHAT__CASSANDRA__REQUEST_TIMEOUT_MS", "10000".to_owned()),
+        ("CHAT__KAFKA__BROKERS", test_kafka()),
+        ("CHAT__KAFKA__TOPIC", topic.to_owned()),
+        ("CHAT__KAFKA__PARTITIONS", "2".to_owned()),
+        ("CHAT__REDIS__NODES", redis),
+        ("CHAT__REDIS__KEY_PREFIX", redis_prefix.to_owned()),
+        ("CHAT__RELAY__INTERVAL_MS", "100".to_owned()),
+    ]
+}
+
+/// A JWT for `user` minted by `message-service token` with `env` (so with its secret).
+fn mint_with(work: &Path, data: &Path, env: &[(&str, &str)], user: Uuid) -> String {
+    let mut command = command(work, data, 0);
+    command.envs(env.iter().copied());
+    command.args(["token", "--user", &user.to_string()]);
+    let finished = run("message-service token", command);
+    assert!(
+        finished.status.success(),
+        "token failed: {}",
+        finished.stderr
+    );
+    finished.stdout.trim().to_owned()
+}
+
+/// `GET path` on `port` as the owner of `token`.
+async fn get_json(port: u16, path: &str, token: &str) -> (u16, Value) {
+    let mut response = http(IO_TIMEOUT)
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().limit(16 << 20).await.unwrap())
+}
+
+#[actix_web::test]
+async fn two_instances_on_the_production_profile_deliver_live_across_instances() {
+    let (work, data_one) = workspace();
+    let data_two = work.path().join("data-two");
+    let keyspace = format!("t_{}", Uuid::new_v4().simple());
+    let topic = format!("test-events-{}", Uuid::new_v4().simple());
+    let prefix = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let owned = cluster_env(&keyspace, &topic, &prefix);
+    let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let one = Server::start_with(work.path(), &data_one, &env).await;
+    let two = Server::start_with(work.path(), &data_two, &env).await;
+    let (_, ready) = get_json(one.port, "/readyz", "").await;
+    assert_eq!(ready["redis"], "ok", "{ready}");
+
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let alice_token = mint_with(work.path(), &data_one, &env, alice);
+    let bob_token = mint_with(work.path(), &data_one, &env, bob);
+    let mut alice_on_one = connect(one.port, &alice_token).await;
+    expect_ready(&mut alice_on_one, alice).await;
+    let mut bob_on_two = connect(two.port, &bob_token).await;
+    expect_ready(&mut bob_on_two, bob).await;
+
+    // Alice on instance one writes to Bob on instance two, live.
+    let ack = send_message(&mut alice_on_one, "x-1", bob, "across instances").await;
+    let pushed = next_json(&mut bob_on_two).await;
+    assert_eq!(pushed["type"], "message", "{pushed}");
+    assert_eq!(pushed["message"]["content"], "across instances");
+    assert_eq!(pushed["message"]["message_id"], ack["message_id"]);
+
+    // And back, with a seen receipt crossing the other way.
+    let chat = ack["chat_id"].as_str().unwrap().to_owned();
+    send_json(
+        &mut bob_on_two,
+        &json!({"type": "seen", "chat_id": chat, "message_id": ack["message_id"]}),
+    )
+    .await;
+    let seen = next_json(&mut alice_on_one).await;
+    assert_eq!(seen["type"], "seen", "{seen}");
+    assert_eq!(seen["message_id"], ack["message_id"]);
+    let reply = json!({
+        "type": "send", "client_msg_id": "y-1", "chat_id": chat, "kind": "text",
+        "content": "got it",
+    });
+    send_json(&mut bob_on_two, &reply).await;
+    let mut frames = Vec::new();
+    while frames.iter().all(|f: &Value| f["type"] != "ack") {
+        frames.push(next_json(&mut bob_on_two).await);
+    }
+    let pushed = next_json(&mut alice_on_one).await;
+    assert_eq!(pushed["type"], "message", "{pushed}");
+    assert_eq!(pushed["message"]["content"], "got it");
+
+    // A history cursor issued by one instance loads on the other (shared in Redis).
+    for i in 0..4 {
+        send_message(
+            &mut alice_on_one,
+            &format!("p-{i}"),
+            bob,
+            &format!("page {i}"),
+        )
+        .await;
+    }
+    let (status, first) =
+        get_json(one.port, &format!("/users/chat/{chat}?limit=3"), &bob_token).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["has_more"], true);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, second) = get_json(
+        two.port,
+        &format!("/users/chat/{chat}?limit=3&cursor={cursor}"),
+        &bob_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let contents: Vec<&str> = first["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["messages"].as_array().unwrap())
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "page 3",
+            "page 2",
+            "page 1",
+            "page 0",
+            "got it",
+            "across instances"
+        ]
+    );
+    // ...but not for another user.
+    let (status, refused) = get_json(
+        two.port,
+        &format!("/users/chat/{chat}?limit=3&cursor={cursor}"),
+        &alice_token,
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+}

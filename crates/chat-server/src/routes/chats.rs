@@ -89,6 +89,7 @@ struct HistoryBody {
     chat_id: ChatId,
     messages: Vec<Message>,
     next_cursor: Option<CursorId>,
+    has_more: bool,
 }
 
 /// A page of a chat's messages, newest first, with the cursor of the next page.
@@ -121,5 +122,6 @@ pub async fn history(
         chat_id: page.chat_id,
         messages: page.messages,
         next_cursor: page.next_cursor,
+        has_more: page.has_more,
     }))
 }

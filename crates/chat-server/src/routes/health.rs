@@ -1,5 +1,5 @@
 //! `/healthz` (the process is alive), `/readyz` (it should get traffic: not shutting down and
-//! its store answers), `/metrics` (Prometheus text).
+//! its store answers; it also says whether Redis is degraded), `/metrics` (Prometheus text).
 
 use std::time::Duration;
 
@@ -27,7 +27,14 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         .chats
         .get(chat_domain::ChatId::from_uuid(uuid::Uuid::nil()));
     match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(Ok(_)) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        // Redis is a cache: degraded, the instance still serves (reads use the store), so it
+        // stays ready and says so.
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "redis": state.redis.as_ref().map(|redis| {
+                if redis.health().is_degraded() { "degraded" } else { "ok" }
+            }),
+        })),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: the store failed");
             HttpResponse::ServiceUnavailable().json(json!({"status": "store_unavailable"}))
