@@ -78,7 +78,10 @@ impl RedisConnection {
             Ok(Err(error)) => error,
             Err(_) => fred::error::Error::new(
                 fred::error::ErrorKind::Timeout,
-                format!("no connection to {:?} within {timeout:?}", self.config.nodes),
+                format!(
+                    "no connection to {:?} within {timeout:?}",
+                    self.config.nodes
+                ),
             ),
         };
         self.health.failed(&error);

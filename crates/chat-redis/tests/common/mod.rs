@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use chat_domain::testing::sealed_message;
 use chat_domain::{LiveEvent, LocalDelivery, MessageIdGenerator, StoredMessage, UserId};
-use chat_redis::{RedisConfig, RedisConnection};
+pub use chat_redis::RedisConfig;
+use chat_redis::RedisConnection;
 use uuid::Uuid;
 
 /// The seed nodes of the test cluster (`CHAT_TEST_REDIS`, set by `deploy/local/test.sh`).
