@@ -324,6 +324,31 @@ impl Socket {
         }
     }
 
+    /// Sends a JSON text frame; `Err` when the socket is gone.
+    ///
+    /// # Errors
+    /// [`Ended::Dropped`] when the frame could not be written.
+    pub async fn try_send(&mut self, frame: &Value) -> Result<(), Ended> {
+        self.framed
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .map_err(|_| Ended::Dropped)
+    }
+
+    /// The next text frame as JSON, `None` when none came within `patience`, or how the socket
+    /// ended; answers pings on the way.
+    ///
+    /// # Errors
+    /// How the socket ended.
+    pub async fn try_next_frame(&mut self, patience: Duration) -> Result<Option<Value>, Ended> {
+        match tokio::time::timeout(patience, self.next_frame(patience + Duration::from_secs(1)))
+            .await
+        {
+            Ok(result) => result.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Reads frames until one of type `kind` (others, e.g. typing, are skipped).
     pub async fn expect(&mut self, kind: &str) -> Value {
         for _ in 0..1000 {
@@ -394,6 +419,8 @@ impl Socket {
 pub fn user() -> UserId {
     UserId::from_uuid(uuid::Uuid::new_v4())
 }
+
+pub mod stack;
 
 /// Running the service with its store in the test Cassandra (`CHAT_TEST_CASSANDRA`, started by
 /// `deploy/local/test.sh`).

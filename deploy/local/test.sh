@@ -4,7 +4,9 @@
 #   - Apache Cassandra (deploy/local/cassandra.sh), one node;
 #   - Apache Kafka (deploy/local/kafka.sh), one KRaft broker;
 #   - a Redis 7 cluster (deploy/local/redis-cluster.sh), 3 masters and 3 replicas (the
-#     replicas let tests kill a master and watch the failover).
+#     replicas let tests kill a master and watch the failover);
+#   - the production topology over those (deploy/local/stack.sh): two message-service instances
+#     on the cluster profile behind nginx, for the end-to-end tests in tests/e2e.
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -17,6 +19,8 @@
 #   TEST_KAFKA_PORT       port of the test Kafka broker (default 19092; controller +1)
 #   TEST_REDIS_PORT       port of the first test Redis node (default 19101; nodes use +0..+5,
 #                         cluster bus +10000)
+#   TEST_NGINX_PORT       nginx's port in the test stack (default 18088)
+#   TEST_INSTANCE_PORT    port of the first test instance (default 18181; the second +1)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -57,9 +61,18 @@ export CHAT_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 export CHAT_REDIS_HOME=$servers_home/redis-cluster
 export REDIS_CLUSTER_PORT=${TEST_REDIS_PORT:-19101}
 export CHAT_TEST_REDIS=127.0.0.1:$REDIS_CLUSTER_PORT,127.0.0.1:$((REDIS_CLUSTER_PORT + 1)),127.0.0.1:$((REDIS_CLUSTER_PORT + 2))
+export CHAT_STACK_HOME=$servers_home/stack
+export STACK_PUBLIC_PORT=${TEST_NGINX_PORT:-18088}
+export STACK_INSTANCE_PORT=${TEST_INSTANCE_PORT:-18181}
+export STACK_INSTANCES=2
+export STACK_REDIS_REPLICAS=1
+export CHAT_TEST_NGINX=127.0.0.1:$STACK_PUBLIC_PORT
+# The binary `cargo test --no-run` built (the chat-server tests need it): no release build.
+export MESSAGE_SERVICE_BIN=${CARGO_TARGET_DIR:-$repo/target}/debug/message-service
 
 stop_servers() {
     step "stopping the test servers"
+    bash deploy/local/stack.sh down --wipe || true
     bash deploy/local/cassandra.sh stop --wipe || true
     bash deploy/local/kafka.sh stop --wipe || true
     bash deploy/local/redis-cluster.sh stop --wipe || true
@@ -77,6 +90,9 @@ bash deploy/local/kafka.sh start
 
 step "starting the Redis cluster (deploy/local/redis-cluster.sh, nodes from 127.0.0.1:$REDIS_CLUSTER_PORT)"
 bash deploy/local/redis-cluster.sh start --replicas
+
+step "starting the stack: 2 instances behind nginx on 127.0.0.1:$STACK_PUBLIC_PORT (deploy/local/up.sh)"
+bash deploy/local/up.sh
 
 step "tests (cargo test --workspace)"
 test_args=()
