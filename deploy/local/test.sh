@@ -6,7 +6,9 @@
 #   - a Redis 7 cluster (deploy/local/redis-cluster.sh), 3 masters and 3 replicas (the
 #     replicas let tests kill a master and watch the failover);
 #   - the production topology over those (deploy/local/stack.sh): two message-service instances
-#     on the cluster profile behind nginx, for the end-to-end tests in tests/e2e.
+#     on the cluster profile behind nginx, for the end-to-end tests in tests/e2e;
+# and last the demo web client's browser test (tests/web/run.sh: Debian's chromium driven by
+# playwright-core, both installed when missing).
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -100,3 +102,6 @@ if [[ -n "${TEST_THREADS:-}" ]]; then
     test_args+=(--test-threads "$TEST_THREADS")
 fi
 cargo test --workspace --locked -- "${test_args[@]}"
+
+step "browser test of the demo web client (tests/web/run.sh)"
+bash tests/web/run.sh

@@ -10,7 +10,8 @@
 //! - [`startup`]: builds and runs the [`startup::Application`]; graceful shutdown; outbox relay.
 //! - [`wiring`]: the profile's adapters.
 //! - [`auth`]: JWT verification (header, WebSocket subprotocol, query) and dev tokens.
-//! - [`routes`]: REST endpoints and health/metrics. [`error`]: HTTP error bodies.
+//! - [`routes`]: REST endpoints, health/metrics, the demo web client and its development
+//!   token endpoint. [`error`]: HTTP error bodies.
 //! - [`ws`]: the WebSocket endpoint; [`ws::frames`]: the protocol's frames.
 //! - [`connections`]: this instance's sockets, the target of live delivery.
 //! - [`metrics`]: Prometheus metrics. [`telemetry`]: logging.

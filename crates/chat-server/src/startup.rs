@@ -116,7 +116,6 @@ impl Application {
 
         let app_state = state.clone();
         let verifier_data = web::Data::from(verifier);
-        let max_json_body_bytes = settings.server.max_json_body_bytes;
         let mut server = HttpServer::new(move || {
             let metrics = app_state.metrics.clone();
             App::new()
@@ -146,7 +145,7 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .configure(|config| crate::routes::configure(config, max_json_body_bytes))
+                .configure(|config| crate::routes::configure(config, &app_state.settings))
         })
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

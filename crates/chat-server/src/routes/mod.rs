@@ -1,20 +1,23 @@
 //! HTTP routes, one file each, and the JSON error handlers for actix's own extractors.
 
 pub mod chats;
+pub mod dev;
 pub mod health;
+pub mod web_client;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
 
 use crate::error::ApiError;
+use crate::settings::Settings;
 
 /// Registers every route. A known path with another method is a 405, any other path a 404,
-/// both as JSON errors.
-pub fn configure(config: &mut web::ServiceConfig, max_json_body_bytes: usize) {
+/// both as JSON errors. `POST /dev/token` exists only where development secrets are allowed.
+pub fn configure(config: &mut web::ServiceConfig, settings: &Settings) {
     config
         .app_data(
             web::JsonConfig::default()
-                .limit(max_json_body_bytes)
+                .limit(settings.server.max_json_body_bytes)
                 .error_handler(json_error),
         )
         .app_data(web::QueryConfig::default().error_handler(query_error))
@@ -25,8 +28,12 @@ pub fn configure(config: &mut web::ServiceConfig, max_json_body_bytes: usize) {
         .service(resource("/ws").route(web::get().to(crate::ws::upgrade)))
         .service(resource("/chats").route(web::post().to(chats::open)))
         .service(resource("/users/chat").route(web::get().to(chats::list)))
-        .service(resource("/users/chat/{chat_id}").route(web::get().to(chats::history)))
-        .default_service(web::to(not_found));
+        .service(resource("/users/chat/{chat_id}").route(web::get().to(chats::history)));
+    web_client::configure(config);
+    if settings.allow_development_secrets {
+        config.service(resource("/dev/token").route(web::post().to(dev::token)));
+    }
+    config.default_service(web::to(not_found));
 }
 
 fn resource(path: &str) -> actix_web::Resource {
