@@ -33,6 +33,15 @@ pub struct Stack {
     verifier: TokenVerifier,
 }
 
+/// The instance that answered (`x-served-by`, set by the service; nginx passes it on).
+fn served_by(headers: &awc::http::header::HeaderMap) -> String {
+    headers
+        .get("x-served-by")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Runs `deploy/local/stack.sh args…` with this process's environment (which `deploy/local/
 /// test.sh` fills with the stack's ports and folders) and returns its standard output.
 pub fn stack_script(args: &[&str]) -> String {
@@ -89,12 +98,7 @@ impl Stack {
             .max_frame_size(64 << 20)
             .bearer_auth(self.token(user));
         let (response, framed) = request.connect().await.map_err(|e| e.to_string())?;
-        let served_by = response
-            .headers()
-            .get("x-served-by")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let served_by = served_by(response.headers());
         let mut socket = Socket { framed };
         match socket.try_next_frame(PATIENCE).await {
             Ok(Some(ready)) if ready["type"] == "ready" => Ok((socket, served_by)),
@@ -128,12 +132,7 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        let served_by = response
-            .headers()
-            .get("x-served-by")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let served_by = served_by(response.headers());
         let status = response.status().as_u16();
         let body = response.json().limit(64 << 20).await.unwrap_or(Value::Null);
         (status, body, served_by)

@@ -8,6 +8,21 @@
 
 use fred::types::scripts::Script;
 
+/// Keeps the newest `capacity` messages of a window (fields sort oldest first) and clears
+/// `_complete` when it drops any. Prepended to the scripts that add messages.
+const TRIM: &str = r"
+local function trim(key, capacity)
+  if redis.call('HLEN', key) - 2 <= capacity then return end
+  local fields = {}
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 1) ~= '_' then table.insert(fields, field) end
+  end
+  table.sort(fields)
+  for i = 1, #fields - capacity do redis.call('HDEL', key, fields[i]) end
+  redis.call('HSET', key, '_complete', '0')
+end
+";
+
 /// Adds one message (`ARGV`: field, payload, capacity, ttl ms) to its window, starting an
 /// unprimed window when there is none; trims the oldest beyond the capacity. A held window is
 /// left alone. A new window lives `ttl`; an existing one keeps its expiry.
@@ -22,17 +37,7 @@ if not state then
 elseif redis.call('PTTL', key) < 0 then
   redis.call('PEXPIRE', key, ARGV[4])
 end
-local capacity = tonumber(ARGV[3])
-local count = redis.call('HLEN', key) - 2
-if count > capacity then
-  local fields = {}
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(field, 1, 1) ~= '_' then table.insert(fields, field) end
-  end
-  table.sort(fields)
-  for i = 1, #fields - capacity do redis.call('HDEL', key, fields[i]) end
-  redis.call('HSET', key, '_complete', '0')
-end
+trim(key, tonumber(ARGV[3]))
 return 1
 ";
 
@@ -45,17 +50,7 @@ local key = KEYS[1]
 if redis.call('HGET', key, '_primed') == 'held' then return 0 end
 for i = 4, #ARGV, 2 do redis.call('HSETNX', key, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', key, '_primed', '1', '_complete', ARGV[3])
-local capacity = tonumber(ARGV[1])
-local count = redis.call('HLEN', key) - 2
-if count > capacity then
-  local fields = {}
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(field, 1, 1) ~= '_' then table.insert(fields, field) end
-  end
-  table.sort(fields)
-  for i = 1, #fields - capacity do redis.call('HDEL', key, fields[i]) end
-  redis.call('HSET', key, '_complete', '0')
-end
+trim(key, tonumber(ARGV[1]))
 redis.call('PEXPIRE', key, ARGV[2])
 return 1
 ";
@@ -100,8 +95,8 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
-            remember: Script::from_lua(REMEMBER),
-            prime: Script::from_lua(PRIME),
+            remember: Script::from_lua(format!("{TRIM}{REMEMBER}")),
+            prime: Script::from_lua(format!("{TRIM}{PRIME}")),
             refresh: Script::from_lua(REFRESH),
             forget_window: Script::from_lua(FORGET_WINDOW),
             put_list: Script::from_lua(PUT_LIST),
