@@ -350,3 +350,28 @@ async fn two_hundred_users_exchange_messages_each_delivered_exactly_once() {
         b.close().await;
     }
 }
+
+#[actix_web::test]
+async fn the_demo_page_is_served_through_nginx_without_the_dev_token_endpoint() {
+    let stack = Stack::from_env();
+    let client = awc::Client::default();
+    let mut page = client.get(format!("{}/", stack.base)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let content_type = page
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let body = page.body().await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("<html"));
+    // The production profile refuses development tokens: the endpoint does not exist there.
+    let refused = client
+        .post(format!("{}/dev/token", stack.base))
+        .send_json(&json!({"user_id": user().to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 404);
+}
