@@ -18,6 +18,10 @@
 #   kill-node I           kill node I at once (SIGKILL, like a crash)
 #   start-node I          start node I again (it rejoins with its nodes.conf) and wait until the
 #                         cluster is ready
+#   failover I            graceful failover: replica I takes over from its master (CLUSTER
+#                         FAILOVER; no connection drops), then wait until the cluster is ready
+#   move-slots F T N      reshard: move N slots from master F to master T (redis-cli --cluster
+#                         reshard, keys migrate with them), then wait until the cluster is ready
 #   cli I ARGS...         run redis-cli -c against node I, e.g. `cli 1 get foo`
 #
 # Nodes: node I (1-6) listens on 127.0.0.1 port REDIS_CLUSTER_PORT + I - 1, its cluster bus on that
@@ -603,6 +607,42 @@ main() {
             start_node "$1"
             wait_ready "$n" $((SECONDS + start_timeout))
             say "node $1 is back in $((SECONDS - t0)) s: the cluster is ready"
+            ;;
+        failover)
+            need_node_arg "$@"
+            ensure_redis
+            n=$(configured_nodes)
+            lock_home
+            t0=$SECONDS
+            [[ $(cli "$1" role | head -n 1) == slave ]] || die "node $1 is not a replica"
+            say "node $1: CLUSTER FAILOVER (graceful: its master hands over its slots)"
+            [[ $(cli "$1" cluster failover) == OK ]] || die "node $1 refused CLUSTER FAILOVER"
+            until [[ $(cli "$1" role | head -n 1) == master ]]; do
+                ((SECONDS - t0 < start_timeout)) || die "node $1 did not become a master within $start_timeout s"
+                sleep 0.2
+            done
+            wait_ready "$n" $((SECONDS + start_timeout))
+            say "node $1 is a master now (in $((SECONDS - t0)) s); the cluster is ready"
+            ;;
+        move-slots)
+            [[ $# -eq 3 ]] && is_uint "$3" || die "usage: move-slots FROM TO COUNT"
+            need_node_arg "$1"
+            need_node_arg "$2"
+            ensure_redis
+            n=$(configured_nodes)
+            lock_home
+            t0=$SECONDS
+            local from_id to_id
+            from_id=$(cli "$1" cluster myid)
+            to_id=$(cli "$2" cluster myid)
+            [[ -n $from_id && -n $to_id ]] || die "nodes $1 and $2 must both answer"
+            say "moving $3 slots from node $1 to node $2"
+            timeout "$start_timeout" "$redis_cli" --cluster reshard "127.0.0.1:$(node_port "$1")" \
+                --cluster-from "$from_id" --cluster-to "$to_id" --cluster-slots "$3" \
+                --cluster-yes >"$home/reshard.log" 2>&1 </dev/null ||
+                { tail -n 20 "$home/reshard.log" >&2; die "the reshard failed (log: $home/reshard.log)"; }
+            wait_ready "$n" $((SECONDS + start_timeout))
+            say "moved $3 slots in $((SECONDS - t0)) s; the cluster is ready"
             ;;
         cli)
             need_node_arg "$@"

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use chat_domain::{ChatId, FanOut, LiveEvent, RecentMessages, RecentWindow, UserId};
 use chat_redis::{RedisCache, RedisConfig, RedisFanOut};
 use common::{
-    Messages, Recorder, cli, cluster_script, connect, eventually, master_ports, ports, test_config,
-    user,
+    Messages, Recorder, cli, cluster_script, connect, eventually, keyslot, master_ports, owner_of,
+    ports, replica_ports, slot_owners, test_config, user,
 };
 
 /// One outage at a time.
@@ -49,6 +49,7 @@ async fn bounded<T>(bound: Duration, call: impl Future<Output = T>) -> T {
 }
 
 struct Setup {
+    prefix: String,
     cache: RedisCache,
     publisher: RedisFanOut,
     subscriber: RedisFanOut,
@@ -58,6 +59,7 @@ struct Setup {
 }
 
 async fn setup(config: RedisConfig) -> Setup {
+    let prefix = config.key_prefix.clone();
     let cache = RedisCache::new(connect(config.clone()).await);
     let publisher = RedisFanOut::new(connect(config.clone()).await, Arc::new(Recorder::default()));
     let delivered = Arc::new(Recorder::default());
@@ -67,6 +69,7 @@ async fn setup(config: RedisConfig) -> Setup {
         subscriber.watch(*user).await.unwrap();
     }
     Setup {
+        prefix,
         cache,
         publisher,
         subscriber,
@@ -222,4 +225,63 @@ async fn the_adapters_reconnect_after_the_whole_cluster_restarts() {
     let state = cli(master_ports()[0], &["-c", "hget", &key, "_primed"]);
     assert_eq!(state.trim(), "held");
     assert_eq!(s.cache.window(chat).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_follow_a_graceful_failover_and_a_reshard() {
+    let _turn = CLUSTER.lock().await;
+    // No periodic safety net: only the slot-map check can restore what these two drop silently
+    // (no connection closes, and fred drops Redis's sunsubscribe notices).
+    let config = RedisConfig {
+        resubscribe_all_secs: 3_600,
+        ..config()
+    };
+    let s = setup(config).await;
+    assert!(s.all_work().await, "everything works before");
+    let channel_slots: Vec<u16> = s
+        .users
+        .iter()
+        .map(|user| keyslot(&format!("{}:user:{{{user}}}", s.prefix)))
+        .collect();
+    let owners =
+        |slots: &[u16]| -> Vec<Option<u16>> { slots.iter().map(|slot| owner_of(*slot)).collect() };
+
+    // A replica takes over from its master, gracefully.
+    let before = owners(&channel_slots);
+    let replica = replica_ports()[0];
+    cluster_script(&["failover", &node_number(replica)]);
+    let after = owners(&channel_slots);
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert!(moved > 0, "no watched channel changed master");
+    eventually(
+        "every channel delivers after a graceful failover",
+        Duration::from_secs(30),
+        async || s.all_work().await,
+    )
+    .await;
+
+    // Slots move between masters, with the users' channels in them.
+    let (from, _) = slot_owners()
+        .into_iter()
+        .max_by_key(|(_, ranges)| ranges.iter().map(|(a, b)| b - a + 1).sum::<u16>())
+        .unwrap();
+    let to = master_ports()
+        .into_iter()
+        .find(|port| *port != from)
+        .unwrap();
+    let before = owners(&channel_slots);
+    cluster_script(&["move-slots", &node_number(from), &node_number(to), "3000"]);
+    let after = owners(&channel_slots);
+    let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+    assert!(moved > 0, "no watched channel moved with the slots");
+    eprintln!(
+        "{moved} of {} watched channels moved in the reshard",
+        s.users.len()
+    );
+    eventually(
+        "every channel delivers after a reshard",
+        Duration::from_secs(30),
+        async || s.all_work().await,
+    )
+    .await;
 }

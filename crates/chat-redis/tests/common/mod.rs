@@ -180,6 +180,77 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 
 /// The ports of the nodes that are masters now (asked from any seed node that answers).
 pub fn master_ports() -> Vec<u16> {
+    slot_owners()
+        .iter()
+        .map(|(port, _)| *port)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The ports of the nodes that are replicas now.
+pub fn replica_ports() -> Vec<u16> {
+    cluster_nodes()
+        .lines()
+        .filter(|line| line.contains("slave") && !line.contains("fail"))
+        .filter_map(node_port_of)
+        .collect()
+}
+
+/// Each master's port with the slot ranges it serves.
+pub fn slot_owners() -> Vec<(u16, Vec<(u16, u16)>)> {
+    cluster_nodes()
+        .lines()
+        .filter(|line| line.contains("master") && !line.contains("fail"))
+        .filter_map(|line| {
+            let port = node_port_of(line)?;
+            let ranges = line
+                .split_whitespace()
+                .skip(8)
+                .filter(|field| !field.starts_with('['))
+                .filter_map(|field| {
+                    let (start, end) = field.split_once('-').unwrap_or((field, field));
+                    Some((start.parse().ok()?, end.parse().ok()?))
+                })
+                .collect();
+            Some((port, ranges))
+        })
+        .collect()
+}
+
+/// The port of the master serving `slot`.
+pub fn owner_of(slot: u16) -> Option<u16> {
+    slot_owners()
+        .into_iter()
+        .find(|(_, ranges)| {
+            ranges
+                .iter()
+                .any(|(start, end)| (*start..=*end).contains(&slot))
+        })
+        .map(|(port, _)| port)
+}
+
+/// The hash slot of a key or channel.
+pub fn keyslot(name: &str) -> u16 {
+    for port in ports() {
+        if let Ok(output) = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "keyslot", name])
+            .output()
+            && let Ok(slot) = String::from_utf8_lossy(&output.stdout).trim().parse()
+        {
+            return slot;
+        }
+    }
+    panic!("no node of the test cluster answers CLUSTER KEYSLOT");
+}
+
+fn node_port_of(line: &str) -> Option<u16> {
+    let address = line.split_whitespace().nth(1)?;
+    address.split(['@', ':']).nth(1)?.parse().ok()
+}
+
+/// CLUSTER NODES, asked from any seed node that answers.
+fn cluster_nodes() -> String {
     for port in ports() {
         let Ok(output) = Command::new("redis-cli")
             .args(["-p", &port.to_string(), "cluster", "nodes"])
@@ -187,17 +258,9 @@ pub fn master_ports() -> Vec<u16> {
         else {
             continue;
         };
-        let text = String::from_utf8_lossy(&output.stdout);
-        let masters: Vec<u16> = text
-            .lines()
-            .filter(|line| line.contains("master") && !line.contains("fail"))
-            .filter_map(|line| {
-                let address = line.split_whitespace().nth(1)?;
-                address.split(['@', ':']).nth(1)?.parse().ok()
-            })
-            .collect();
-        if !masters.is_empty() {
-            return masters;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.contains("master") {
+            return text;
         }
     }
     panic!("no node of the test cluster answers CLUSTER NODES");
