@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chat_cassandra::session::{Db, connect};
 use chat_cassandra::{CassandraChats, CassandraConfig, CassandraStore};
 use chat_domain::{
-    ChatId, Cipher, ClientMessageId, MessageId, MessageIdGenerator, MessageKind, NewMessageEvent,
-    SealBinding, StoredMessage, UserId,
+    ChatId, Cipher, MessageId, MessageIdGenerator, NewMessageEvent, SealBinding, StoredMessage,
+    UserId,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -80,24 +80,18 @@ impl Fixture {
         client_msg_id: &str,
         text: &str,
     ) -> (StoredMessage, NewMessageEvent) {
-        let id = self.ids.next(OffsetDateTime::now_utc());
-        let binding = SealBinding {
-            chat_id: chat,
-            message_id: id,
-            sender_id: sender,
-        };
-        let message = StoredMessage {
-            id,
-            chat_id: chat,
-            sender_id: sender,
-            recipient_id: recipient,
-            kind: MessageKind::Text,
-            content: self.cipher.seal(text.as_bytes(), &binding).unwrap(),
-            digest: self.cipher.digest(text.as_bytes()),
-            timestamp: id.timestamp(),
-            seen_at: None,
-            client_msg_id: ClientMessageId::parse(client_msg_id).unwrap(),
-        };
+        let message = chat_domain::testing::sealed_message(
+            self.cipher.as_ref(),
+            &self.ids,
+            sender,
+            recipient,
+            client_msg_id,
+            text,
+        );
+        assert_eq!(
+            message.chat_id, chat,
+            "a 1:1 chat's id is its members' pair"
+        );
         let event = NewMessageEvent::for_message(&message, false);
         (message, event)
     }
