@@ -17,11 +17,21 @@ use system_tests::{Ended, user};
 /// One test at a time: instances go down in some of them, and the first counts instances.
 static TURN: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-/// Runs `stack.sh args…` off the runtime, so clients keep reading while it waits.
-async fn stack_in_background(args: &'static [&'static str]) {
-    actix_web::rt::task::spawn_blocking(move || stack_script(args))
-        .await
-        .unwrap();
+/// Runs `stack.sh <command> <instance>` off the runtime, so clients keep reading while it
+/// waits.
+async fn stack_in_background(command: &'static str, instance: usize) {
+    actix_web::rt::task::spawn_blocking(move || {
+        stack_script(&[command, &instance.to_string()]);
+    })
+    .await
+    .unwrap();
+}
+
+async fn close_all(pairs: Vec<(Chatter, Chatter)>) {
+    for (a, b) in pairs {
+        a.close().await;
+        b.close().await;
+    }
 }
 
 #[actix_web::test]
@@ -232,6 +242,7 @@ async fn assert_exactly_once(stack: &Stack, pairs: &[(Chatter, Chatter)]) {
     }
 }
 
+/// The stack for the rest of the test process: spawned client tasks borrow it.
 fn leak(stack: Stack) -> &'static Stack {
     Box::leak(Box::new(stack))
 }
@@ -245,14 +256,7 @@ async fn an_instance_killed_while_traffic_flows_loses_no_acknowledged_message() 
     let victim = Stack::instance_number(&pairs[0].0.served_by);
     let traffic = actix_web::rt::spawn(converse(stack, pairs, 0, Duration::from_secs(4)));
     actix_web::rt::time::sleep(Duration::from_secs(1)).await;
-    let args: &'static [&'static str] = Box::leak(
-        vec![
-            "kill-instance",
-            Box::leak(victim.to_string().into_boxed_str()) as &str,
-        ]
-        .into_boxed_slice(),
-    );
-    stack_in_background(args).await;
+    stack_in_background("kill-instance", victim).await;
     let pairs = traffic.await.unwrap();
     let reconnects: usize = pairs.iter().map(|(a, b)| a.reconnects + b.reconnects).sum();
     assert!(reconnects > 0, "nobody noticed the kill");
@@ -273,10 +277,7 @@ async fn an_instance_killed_while_traffic_flows_loses_no_acknowledged_message() 
             .map(|(a, b)| a.duplicates_dropped + b.duplicates_dropped)
             .sum::<usize>()
     );
-    for (a, b) in pairs {
-        a.close().await;
-        b.close().await;
-    }
+    close_all(pairs).await;
     stack.restore();
 }
 
@@ -292,14 +293,7 @@ async fn an_instance_terminated_closes_with_1001_and_clients_move_over_without_l
     let pairs = pairs(stack, 8).await;
     let traffic = actix_web::rt::spawn(converse(stack, pairs, 0, Duration::from_secs(4)));
     actix_web::rt::time::sleep(Duration::from_secs(1)).await;
-    let args: &'static [&'static str] = Box::leak(
-        vec![
-            "stop-instance",
-            Box::leak(victim.to_string().into_boxed_str()) as &str,
-        ]
-        .into_boxed_slice(),
-    );
-    let stopping = actix_web::rt::spawn(stack_in_background(args));
+    let stopping = actix_web::rt::spawn(stack_in_background("stop-instance", victim));
     assert_eq!(
         watcher.ended().await,
         Ended::Closed(Some(awc::ws::CloseCode::Away))
@@ -316,10 +310,7 @@ async fn an_instance_terminated_closes_with_1001_and_clients_move_over_without_l
         }
     }
     assert_exactly_once(stack, &pairs).await;
-    for (a, b) in pairs {
-        a.close().await;
-        b.close().await;
-    }
+    close_all(pairs).await;
     stack.restore();
 }
 
@@ -345,10 +336,7 @@ async fn two_hundred_users_exchange_messages_each_delivered_exactly_once() {
         "each of 1000 messages held by both members"
     );
     assert_exactly_once(stack, &pairs).await;
-    for (a, b) in pairs {
-        a.close().await;
-        b.close().await;
-    }
+    close_all(pairs).await;
 }
 
 #[actix_web::test]
