@@ -44,6 +44,10 @@ pub struct CassandraConfig {
     /// Outbox shards: events spread over this many partitions per minute, so relays on several
     /// instances do not all read one hot partition. Fixed for the life of a keyspace.
     pub outbox_shards: u16,
+    /// How long an instance's lease on an outbox shard lasts (renewed at half-time while its
+    /// relay runs). Only the holder relays a shard, so an event is published once; when an
+    /// instance dies, its shards wait this long for another. Minimum 2.
+    pub outbox_lease_secs: u32,
 }
 
 /// Keyspace replication, used when the keyspace is created.
@@ -75,6 +79,7 @@ impl Default for CassandraConfig {
             replication: Replication::default(),
             dedup_ttl_secs: 7 * 24 * 3600,
             outbox_shards: 8,
+            outbox_lease_secs: 10,
         }
     }
 }

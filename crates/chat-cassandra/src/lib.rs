@@ -11,7 +11,8 @@
 //!   consistency, timeouts, pool size, replication).
 //! - [`session`]: the driver session and [`session::Db`], which every request goes through.
 //! - [`migrations`]: `migrations/*.cql`, applied once each by [`migrations::migrate`].
-//! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports.
+//! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports (each instance relays
+//!   only the outbox shards it holds a lease on: `outbox_leases`).
 //! - [`chats`]: [`CassandraChats`], the `ChatDirectory` port.
 //! - [`error`]: [`CassandraError`] and its mapping into `chat_domain::Error`.
 //!

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_outbox.cql",
         cql: include_str!("../migrations/0002_outbox.cql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_outbox_leases.cql",
+        cql: include_str!("../migrations/0003_outbox_leases.cql"),
+    },
 ];
 
 /// Schema changes may take a while on a busy node.

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cdrs_tokio::query::{PreparedQuery, QueryValues};
@@ -58,6 +59,18 @@ struct Statements {
     outbox_count: PreparedQuery,
     delete_event: PreparedQuery,
     delete_bucket: PreparedQuery,
+    take_lease: PreparedQuery,
+    renew_lease: PreparedQuery,
+    release_lease: PreparedQuery,
+}
+
+/// This instance's view of an outbox shard's lease.
+#[derive(Debug, Clone, Copy)]
+enum Lease {
+    /// Ours until then (measured from before the request, so never later than the server's).
+    Held(Instant),
+    /// Another instance's: try again then.
+    Foreign(Instant),
 }
 
 /// Messages and their outbox in Cassandra.
@@ -68,6 +81,10 @@ pub struct CassandraStore {
     outbox_shards: i32,
     /// Where each event handed out by `pending` lives, so `remove` can delete it.
     outbox_locations: Mutex<HashMap<EventId, (i64, i32)>>,
+    /// This store's identity as an outbox lease owner.
+    relay_id: Uuid,
+    lease_time: Duration,
+    leases: Mutex<HashMap<i32, Lease>>,
 }
 
 impl CassandraStore {
@@ -147,6 +164,20 @@ impl CassandraStore {
             delete_event: db
                 .prepare("DELETE FROM outbox WHERE bucket = ? AND shard = ? AND event_id = ?")
                 .await?,
+            take_lease: db
+                .prepare(
+                    "INSERT INTO outbox_leases (shard, owner) VALUES (?, ?) \
+                     IF NOT EXISTS USING TTL ?",
+                )
+                .await?,
+            renew_lease: db
+                .prepare(
+                    "UPDATE outbox_leases USING TTL ? SET owner = ? WHERE shard = ? IF owner = ?",
+                )
+                .await?,
+            release_lease: db
+                .prepare("DELETE FROM outbox_leases WHERE shard = ? IF owner = ?")
+                .await?,
             delete_bucket: db
                 .prepare("DELETE FROM outbox_buckets WHERE shard = ? AND bucket = ?")
                 .await?,
@@ -157,6 +188,9 @@ impl CassandraStore {
             dedup_ttl_secs: i32::try_from(config.dedup_ttl_secs).unwrap_or(i32::MAX),
             outbox_shards: i32::from(config.outbox_shards.max(1)),
             outbox_locations: Mutex::new(HashMap::new()),
+            relay_id: Uuid::new_v4(),
+            lease_time: Duration::from_secs(u64::from(config.outbox_lease_secs.max(2))),
+            leases: Mutex::new(HashMap::new()),
         })
     }
 
@@ -214,6 +248,60 @@ impl CassandraStore {
         self.outbox_locations
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lease_book(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Lease>> {
+        // Single inserts and removes: a poisoned map is still consistent.
+        self.leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The outbox shards this store may relay now: those whose lease it holds, taking or
+    /// renewing leases as they come due (at half-time; another instance's lease is tried again
+    /// every half lease time, so idle relays cost a few lightweight transactions per lease).
+    async fn leased_shards(&self) -> Result<Vec<i32>, CassandraError> {
+        let s = &self.statements;
+        let ttl = i32::try_from(self.lease_time.as_secs()).unwrap_or(i32::MAX);
+        let owner = self.relay_id;
+        let mut held = Vec::new();
+        for shard in 0..self.outbox_shards {
+            let asked = Instant::now();
+            let lease = self.lease_book().get(&shard).copied();
+            let renew = match lease {
+                Some(Lease::Held(until)) if until > asked + self.lease_time / 2 => {
+                    held.push(shard);
+                    continue;
+                }
+                Some(Lease::Foreign(retry)) if retry > asked => continue,
+                Some(Lease::Held(_)) => true,
+                Some(Lease::Foreign(_)) | None => false,
+            };
+            let mut ours = false;
+            if renew {
+                (ours, _) = self
+                    .db
+                    .run_conditional(&s.renew_lease, query_values!(ttl, owner, shard, owner))
+                    .await?;
+            }
+            if !ours {
+                (ours, _) = self
+                    .db
+                    .run_conditional(&s.take_lease, query_values!(shard, owner, ttl))
+                    .await?;
+            }
+            let now = if ours {
+                held.push(shard);
+                Lease::Held(asked + self.lease_time)
+            } else {
+                Lease::Foreign(asked + self.lease_time / 2)
+            };
+            if ours != matches!(lease, Some(Lease::Held(_))) {
+                tracing::info!(shard, relay = %owner, held = ours, "outbox shard lease changed hands");
+            }
+            self.lease_book().insert(shard, now);
+        }
+        Ok(held)
     }
 }
 
@@ -385,7 +473,7 @@ impl Outbox for CassandraStore {
         let settled = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS)
             - BUCKET_SETTLE_MILLIS / BUCKET_MILLIS;
         let mut events = Vec::new();
-        for shard in 0..self.outbox_shards {
+        for shard in self.leased_shards().await? {
             let buckets = self
                 .db
                 .run(&s.outbox_buckets, query_values!(shard), true)
@@ -429,6 +517,23 @@ impl Outbox for CassandraStore {
                 )
                 .await?;
             self.locations().remove(id);
+        }
+        Ok(())
+    }
+
+    async fn release(&self) -> chat_domain::Result<()> {
+        let held: Vec<i32> = self
+            .lease_book()
+            .drain()
+            .filter_map(|(shard, lease)| matches!(lease, Lease::Held(_)).then_some(shard))
+            .collect();
+        for shard in held {
+            self.db
+                .run_conditional(
+                    &self.statements.release_lease,
+                    query_values!(shard, self.relay_id),
+                )
+                .await?;
         }
         Ok(())
     }

@@ -431,6 +431,47 @@ async fn the_outbox_hands_out_each_event_until_removed() {
 }
 
 #[tokio::test]
+async fn relays_lease_the_outbox_shards_so_each_event_goes_to_one_and_hand_over_on_stop() {
+    let mut config = common::test_config();
+    config.outbox_lease_secs = 2;
+    let f = Fixture::with_config(config).await;
+    let (alice, bob) = (user(), user());
+    let chat = chat_of(alice, bob);
+    let mut event_ids = HashSet::new();
+    for i in 0..40 {
+        let (message, event) = f.message(chat, alice, bob, &format!("l-{i}"), "x");
+        f.store.append(&message, &event).await.unwrap();
+        event_ids.insert(event.event_id);
+    }
+    let ids = |events: Vec<chat_domain::NewMessageEvent>| -> HashSet<_> {
+        events.into_iter().map(|e| e.event_id).collect()
+    };
+    // Two instances' relays on one keyspace: the first to ask takes every shard's lease.
+    let (second, _) = chat_cassandra::connect_adapters(&f.config).await.unwrap();
+    assert_eq!(ids(f.store.pending(1_000).await.unwrap()), event_ids);
+    assert!(
+        second.pending(1_000).await.unwrap().is_empty(),
+        "a shard relayed twice"
+    );
+    // Still held a moment later: the lease is renewed, not lost.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(ids(f.store.pending(1_000).await.unwrap()), event_ids);
+    assert!(second.pending(1_000).await.unwrap().is_empty());
+
+    // A relay that stops hands its shards over: the others take them at their next try (every
+    // half lease), not after a whole lease...
+    f.store.release().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(ids(second.pending(1_000).await.unwrap()), event_ids);
+    // ...and one that dies loses them when the lease runs out.
+    let (third, _) = chat_cassandra::connect_adapters(&f.config).await.unwrap();
+    drop(second);
+    assert!(third.pending(1_000).await.unwrap().is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(ids(third.pending(1_000).await.unwrap()), event_ids);
+}
+
+#[tokio::test]
 async fn the_chat_service_runs_over_cassandra() {
     let f = Fixture::new().await;
     let cache = Arc::new(MemoryCache::new(10));

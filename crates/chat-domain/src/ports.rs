@@ -237,6 +237,15 @@ pub trait Outbox: Send + Sync + 'static {
     /// # Errors
     /// [`crate::Error::Unavailable`] on an outage.
     async fn backlog(&self) -> Result<u64>;
+
+    /// This instance's relay stops: give up any share of the outbox it holds, so other
+    /// instances take it at once. Does nothing by default.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`]; the share is then freed when its lease runs out.
+    async fn release(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Publishes new-message events to notification-service.

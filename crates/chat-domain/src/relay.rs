@@ -40,6 +40,14 @@ impl OutboxRelay {
         Ok(events.len())
     }
 
+    /// Gives up this relay's share of the outbox (on shutdown, after the last round).
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] on an outbox outage.
+    pub async fn release(&self) -> Result<()> {
+        self.outbox.release().await
+    }
+
     /// How many events wait in the outbox.
     ///
     /// # Errors

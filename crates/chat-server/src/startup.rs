@@ -269,6 +269,9 @@ async fn run_relay(
                 .set(i64::try_from(backlog).unwrap_or(i64::MAX));
         }
         if stopping {
+            if let Err(error) = relay.release().await {
+                tracing::warn!(%error, "could not hand over the outbox; other instances take it when the lease runs out");
+            }
             return;
         }
         if !pause.is_zero() {
