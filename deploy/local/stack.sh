@@ -21,6 +21,9 @@
 #   STACK_PUBLIC_PORT       nginx's public port (default 8088), on STACK_PUBLIC_HOST (127.0.0.1)
 #   STACK_INSTANCE_PORT     port of instance 1 (default 8181); instance I uses PORT + I - 1
 #   STACK_REDIS_REPLICAS    1: also start one replica per Redis master (default 0)
+#   STACK_CASSANDRA_NODES   Cassandra nodes, on 127.0.0.1..N (default 1); with 3 or more the
+#                           keyspace is created with replication factor 3 (LOCAL_QUORUM then
+#                           survives a node down)
 #   STACK_READY_TIMEOUT     seconds an instance may take to become ready (default 60)
 #   STACK_WORKER_CONNECTIONS nginx worker_connections (default 8192)
 #   MESSAGE_SERVICE_BIN     the binary to run (default: built with `cargo build --release`)
@@ -44,6 +47,7 @@ public_host=${STACK_PUBLIC_HOST:-127.0.0.1}
 public_port=${STACK_PUBLIC_PORT:-8088}
 instance_port=${STACK_INSTANCE_PORT:-8181}
 redis_replicas=${STACK_REDIS_REPLICAS:-0}
+cassandra_nodes=${STACK_CASSANDRA_NODES:-1}
 ready_timeout=${STACK_READY_TIMEOUT:-60}
 worker_connections=${STACK_WORKER_CONNECTIONS:-8192}
 nginx_bin=${NGINX:-nginx}
@@ -56,7 +60,7 @@ say() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
-for value in "$instances" "$public_port" "$instance_port" "$ready_timeout"; do
+for value in "$instances" "$public_port" "$instance_port" "$ready_timeout" "$cassandra_nodes"; do
     is_uint "$value" || die "not a number: $value"
 done
 ((instances >= 1)) || die "STACK_INSTANCES must be at least 1"
@@ -116,7 +120,12 @@ instance_env() {
     local file=$home/secrets.env line name
     echo "CHAT_PROFILE=cluster"
     echo "CHAT_CONFIG_DIR=$repo/config"
-    echo "CHAT__CASSANDRA__CONTACT_POINTS=${CHAT__CASSANDRA__CONTACT_POINTS:-127.0.0.1:$cassandra_port}"
+    local contact_points="" i
+    for ((i = 1; i <= cassandra_nodes; i++)); do
+        contact_points+="${contact_points:+,}127.0.0.$i:$cassandra_port"
+    done
+    echo "CHAT__CASSANDRA__CONTACT_POINTS=${CHAT__CASSANDRA__CONTACT_POINTS:-$contact_points}"
+    echo "CHAT__CASSANDRA__REPLICATION__REPLICATION_FACTOR=${CHAT__CASSANDRA__REPLICATION__REPLICATION_FACTOR:-$((cassandra_nodes >= 3 ? 3 : cassandra_nodes))}"
     echo "CHAT__KAFKA__BROKERS=${CHAT__KAFKA__BROKERS:-127.0.0.1:$kafka_port}"
     echo "CHAT__REDIS__NODES=${CHAT__REDIS__NODES:-127.0.0.1:$redis_port,127.0.0.1:$((redis_port + 1)),127.0.0.1:$((redis_port + 2))}"
     if [[ -f $file ]]; then
@@ -331,8 +340,8 @@ stop_nginx() {
 cmd_up() {
     local bin started
     started=$SECONDS
-    say "Cassandra (127.0.0.1:$cassandra_port)"
-    bash "$here/cassandra.sh" start --nodes 1
+    say "Cassandra ($cassandra_nodes node(s), CQL port $cassandra_port)"
+    bash "$here/cassandra.sh" start --nodes "$cassandra_nodes"
     say "Kafka (127.0.0.1:$kafka_port)"
     bash "$here/kafka.sh" start
     say "Redis cluster (127.0.0.1:$redis_port..)"

@@ -214,9 +214,24 @@ impl Db {
     /// # Errors
     /// [`CassandraError`] from the server (e.g. a CQL error) or the timeout.
     pub async fn prepare(&self, cql: &str) -> Result<PreparedQuery, CassandraError> {
-        let session = self.session();
-        let result = within(self.inner.timeout_ms, session.prepare(cql)).await;
-        self.watch(result.and_then(|prepared| prepared.map_err(Into::into)))
+        // Right after a migration on a multi-node cluster, the coordinator that prepares may not
+        // have the new table yet (schema changes spread by gossip): retry such errors for a
+        // while before giving up.
+        let deadline = std::time::Instant::now() + SCHEMA_SPREAD;
+        loop {
+            let session = self.session();
+            let result = within(self.inner.timeout_ms, session.prepare(cql)).await;
+            match self.watch(result.and_then(|prepared| prepared.map_err(Into::into))) {
+                Err(error) if is_schema_lag(&error) && std::time::Instant::now() < deadline => {
+                    tracing::info!(
+                        %error,
+                        "schema not on this node yet (or migrations not applied: message-service migrate); preparing again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Runs an unprepared statement (schema changes).
@@ -332,4 +347,13 @@ impl Db {
         self.watch(result.and_then(|envelope| envelope.map_err(Into::into)))?;
         Ok(())
     }
+}
+
+/// How long preparing waits for a schema change to reach the coordinator.
+const SCHEMA_SPREAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `error` says the coordinator does not know a table or keyspace yet.
+fn is_schema_lag(error: &CassandraError) -> bool {
+    let text = error.to_string();
+    text.contains("does not exist") || text.contains("unconfigured table")
 }
