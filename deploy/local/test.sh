@@ -15,6 +15,8 @@
 #
 # Environment:
 #   CARGO_TARGET_DIR      where to build (default: target/ in the repository)
+#   CARGO_INCREMENTAL     incremental compilation (default 0: a clean build needs half the disk)
+#   TEST_MIN_FREE_MIB     refuse to start with less free disk than this (default 4096)
 #   TEST_THREADS          parallel tests per binary (default: cargo's choice)
 #   TEST_SERVERS_HOME     data of the test servers (default: a fresh temporary folder)
 #   TEST_CASSANDRA_PORT   CQL port of the test Cassandra (default 19042)
@@ -40,6 +42,20 @@ for component in rustfmt clippy; do
         rustup component add "$component"
     fi
 done
+
+# A fresh clone builds everything once; incremental caches would only double the disk it needs.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
+# The build and the servers' data need room; say so plainly instead of failing mid-link.
+target_parent=${CARGO_TARGET_DIR:-$repo/target}
+while [[ ! -d "$target_parent" ]]; do target_parent=$(dirname "$target_parent"); done
+free_mib=$(df -Pm "$target_parent" | awk 'NR == 2 { print $4 }')
+needed_mib=${TEST_MIN_FREE_MIB:-4096}
+if (( free_mib < needed_mib )); then
+    echo "only ${free_mib} MiB free under $target_parent; the suite needs about ${needed_mib} MiB" \
+        "(build + server data). Free some disk or set TEST_MIN_FREE_MIB." >&2
+    exit 1
+fi
 
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check
