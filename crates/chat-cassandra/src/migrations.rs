@@ -6,13 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use cdrs_tokio::types::rows::Row;
 use uuid::Uuid;
 
 use crate::config::CassandraConfig;
 use crate::error::CassandraError;
 use crate::rows::get;
-use crate::session::{Db, connect};
+use crate::session::{Db, OneCoordinatorSession, connect, connect_one_coordinator};
 
 /// One migration.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +53,7 @@ const SCHEMA_TIMEOUT_MS: u64 = 60_000;
 /// [`CassandraError`] when the cluster is unreachable or a statement fails.
 pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraError> {
     let keyspace = config.checked_keyspace()?;
+    let coordinator = connect_one_coordinator(config).await?;
     let admin = Db::new(
         std::sync::Arc::new(connect(config, None).await?),
         config,
@@ -68,7 +68,7 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
             SCHEMA_TIMEOUT_MS,
         )
         .await?;
-    wait_for_schema_agreement(&admin).await?;
+    wait_for_schema_agreement(&coordinator).await?;
     admin
         .query(
             &format!(
@@ -78,7 +78,7 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
             SCHEMA_TIMEOUT_MS,
         )
         .await?;
-    wait_for_schema_agreement(&admin).await?;
+    wait_for_schema_agreement(&coordinator).await?;
     let applied_rows = admin
         .query(
             &format!("SELECT version FROM {keyspace}.schema_migrations"),
@@ -108,7 +108,7 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
                     name: migration.name,
                     reason: error.to_string(),
                 })?;
-            wait_for_schema_agreement(&db).await?;
+            wait_for_schema_agreement(&coordinator).await?;
         }
         db.query(
             &format!(
@@ -144,22 +144,33 @@ fn statements(cql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until every live node reports the same schema version, so the statements that follow
-/// (and other instances' prepares) see the change on whichever node they reach.
-async fn wait_for_schema_agreement(db: &Db) -> Result<(), CassandraError> {
+/// Waits until every node reports the same schema version, so the statements that follow
+/// (and other instances' prepares) see the change on whichever node they reach. As the
+/// drivers' own agreement checks do, it reads `system.local` and `system.peers` from one node:
+/// read from two nodes they would skip one node's own version.
+async fn wait_for_schema_agreement(
+    coordinator: &OneCoordinatorSession,
+) -> Result<(), CassandraError> {
     let deadline = Instant::now() + Duration::from_millis(SCHEMA_TIMEOUT_MS);
     loop {
-        let local = db
-            .query("SELECT schema_version FROM system.local", SCHEMA_TIMEOUT_MS)
-            .await?;
-        let peers = db
-            .query("SELECT schema_version FROM system.peers", SCHEMA_TIMEOUT_MS)
-            .await?;
-        let versions: Vec<Uuid> = local
-            .iter()
-            .chain(peers.iter())
-            .filter_map(|row: &Row| get::<Uuid>(row, "schema_version", "system.local").ok())
-            .collect();
+        let mut versions = Vec::new();
+        for (table, cql) in [
+            ("system.local", "SELECT schema_version FROM system.local"),
+            ("system.peers", "SELECT schema_version FROM system.peers"),
+        ] {
+            let envelope = tokio::time::timeout(
+                Duration::from_millis(SCHEMA_TIMEOUT_MS),
+                coordinator.query(cql),
+            )
+            .await
+            .map_err(|_| CassandraError::Timeout(SCHEMA_TIMEOUT_MS))??;
+            for row in envelope.response_body()?.into_rows().unwrap_or_default() {
+                // A peer still joining has no version yet: it is not a disagreement.
+                if let Ok(version) = get::<Uuid>(&row, "schema_version", table) {
+                    versions.push(version);
+                }
+            }
+        }
         if versions.windows(2).all(|pair| pair[0] == pair[1]) {
             return Ok(());
         }

@@ -9,11 +9,15 @@ use std::time::Duration;
 use cdrs_tokio::authenticators::StaticPasswordAuthenticatorProvider;
 use cdrs_tokio::cluster::connection_pool::ConnectionPoolConfigBuilder;
 use cdrs_tokio::cluster::session::{Session, SessionBuilder, TcpSessionBuilder};
-use cdrs_tokio::cluster::{NodeAddress, NodeTcpConfigBuilder, TcpConnectionManager};
+use cdrs_tokio::cluster::{
+    ClusterMetadata, NodeAddress, NodeTcpConfigBuilder, TcpConnectionManager,
+};
 use cdrs_tokio::consistency::Consistency;
 use cdrs_tokio::frame::Version;
-use cdrs_tokio::load_balancing::TopologyAwareLoadBalancingStrategy;
 use cdrs_tokio::load_balancing::node_distance_evaluator::TopologyAwareNodeDistanceEvaluator;
+use cdrs_tokio::load_balancing::{
+    LoadBalancingStrategy, QueryPlan, Request, TopologyAwareLoadBalancingStrategy,
+};
 use cdrs_tokio::query::{BatchQueryBuilder, PreparedQuery, QueryValues};
 use cdrs_tokio::statement::StatementParamsBuilder;
 use cdrs_tokio::transport::TransportTcp;
@@ -38,6 +42,51 @@ pub async fn connect(
     config: &CassandraConfig,
     keyspace: Option<&str>,
 ) -> Result<CassandraSession, CassandraError> {
+    connect_with(
+        config,
+        keyspace,
+        TopologyAwareLoadBalancingStrategy::new(None, false),
+    )
+    .await
+}
+
+/// A session whose every request goes to the same node (the first of the live nodes in address
+/// order), for reads that must come from one coordinator: schema agreement compares
+/// `system.local` with `system.peers`, and the two only make sense read from the same node.
+pub(crate) type OneCoordinatorSession = Session<TransportTcp, TcpConnectionManager, OneCoordinator>;
+
+/// Opens a [`OneCoordinatorSession`].
+pub(crate) async fn connect_one_coordinator(
+    config: &CassandraConfig,
+) -> Result<OneCoordinatorSession, CassandraError> {
+    connect_with(config, None, OneCoordinator).await
+}
+
+/// Routes every request to the same node while it is up: the live nodes sorted by address.
+/// cdrs-tokio's own strategies shuffle or rotate, and offer no way to pin a statement to a node.
+#[derive(Debug, Default)]
+pub(crate) struct OneCoordinator;
+
+impl LoadBalancingStrategy<TransportTcp, TcpConnectionManager> for OneCoordinator {
+    fn query_plan(
+        &self,
+        _request: Option<Request>,
+        cluster: &ClusterMetadata<TransportTcp, TcpConnectionManager>,
+    ) -> QueryPlan<TransportTcp, TcpConnectionManager> {
+        let mut nodes = cluster.unignored_nodes();
+        nodes.sort_by_key(|node| node.broadcast_rpc_address());
+        QueryPlan::new(nodes)
+    }
+}
+
+async fn connect_with<LB>(
+    config: &CassandraConfig,
+    keyspace: Option<&str>,
+    load_balancing: LB,
+) -> Result<Session<TransportTcp, TcpConnectionManager, LB>, CassandraError>
+where
+    LB: LoadBalancingStrategy<TransportTcp, TcpConnectionManager> + Send + Sync + 'static,
+{
     if config.contact_points.is_empty() {
         return Err(CassandraError::Config("no contact_points".to_owned()));
     }
@@ -71,12 +120,9 @@ pub async fn connect(
         .with_remote_size(1)
         .with_connect_timeout(Some(connect_timeout))
         .build();
-    let mut builder = TcpSessionBuilder::new(
-        TopologyAwareLoadBalancingStrategy::new(None, false),
-        node_config,
-    )
-    .with_connection_pool_config(pool)
-    .with_tcp_nodelay(true);
+    let mut builder = TcpSessionBuilder::new(load_balancing, node_config)
+        .with_connection_pool_config(pool)
+        .with_tcp_nodelay(true);
     if !config.local_datacenter.is_empty() {
         builder = builder.with_node_distance_evaluator(Box::new(
             TopologyAwareNodeDistanceEvaluator::new(config.local_datacenter.clone()),
