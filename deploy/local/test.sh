@@ -7,8 +7,9 @@
 #     replicas let tests kill a master and watch the failover);
 #   - the production topology over those (deploy/local/stack.sh): two message-service instances
 #     on the cluster profile behind nginx, for the end-to-end tests in tests/e2e;
-# and last the demo web client's browser test (tests/web/run.sh: Debian's chromium driven by
-# playwright-core, both installed when missing).
+# then the demo web client's browser test (tests/web/run.sh: Debian's chromium driven by
+# playwright-core, both installed when missing); and last the store on a 3-node Cassandra ring
+# (crates/chat-cassandra/tests/ring.rs, which kills a node under traffic).
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -60,11 +61,12 @@ fi
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
-step "lints (cargo clippy --all-targets -D warnings)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "lints (cargo clippy --all-targets --all-features -D warnings)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "building the tests"
 cargo test --workspace --locked --no-run
+cargo test -p chat-cassandra --features ring-tests --test ring --locked --no-run
 
 servers_home=${TEST_SERVERS_HOME:-$(mktemp -d -t chat-test-servers.XXXXXX)}
 export CHAT_CASSANDRA_HOME=$servers_home/cassandra
@@ -121,3 +123,13 @@ cargo test --workspace --locked -- "${test_args[@]}"
 
 step "browser test of the demo web client (tests/web/run.sh)"
 bash tests/web/run.sh
+
+# Last, the store on a 3-node ring (replication factor 3, QUORUM): migrations agree on every
+# node, and a node killed under traffic stops no write and loses no acknowledged message. The
+# single node and the stack over it make way for the ring (same ports, on 127.0.0.1–3).
+step "a 3-node Cassandra ring, one node killed under traffic (crates/chat-cassandra/tests/ring.rs)"
+bash deploy/local/stack.sh down
+bash deploy/local/cassandra.sh stop --wipe
+bash deploy/local/cassandra.sh start --nodes 3
+export CHAT_TEST_CASSANDRA_RING=127.0.0.1:$CASSANDRA_PORT,127.0.0.2:$CASSANDRA_PORT,127.0.0.3:$CASSANDRA_PORT
+cargo test -p chat-cassandra --features ring-tests --test ring --locked -- "${test_args[@]}"

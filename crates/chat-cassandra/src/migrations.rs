@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use cdrs_tokio::types::rows::Row;
 use uuid::Uuid;
 
 use crate::config::CassandraConfig;
@@ -53,47 +54,39 @@ const SCHEMA_TIMEOUT_MS: u64 = 60_000;
 /// [`CassandraError`] when the cluster is unreachable or a statement fails.
 pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraError> {
     let keyspace = config.checked_keyspace()?;
-    let coordinator = connect_one_coordinator(config).await?;
-    let admin = Db::new(
-        std::sync::Arc::new(connect(config, None).await?),
-        config,
-        None,
-    )?;
-    admin
-        .query(
-            &format!(
-                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
-                config.replication_cql()?
-            ),
-            SCHEMA_TIMEOUT_MS,
-        )
-        .await?;
-    wait_for_schema_agreement(&coordinator).await?;
-    admin
-        .query(
-            &format!(
-                "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations \
-                 (version int PRIMARY KEY, name text, applied_at timestamp)"
-            ),
-            SCHEMA_TIMEOUT_MS,
-        )
-        .await?;
-    wait_for_schema_agreement(&coordinator).await?;
-    let applied_rows = admin
-        .query(
-            &format!("SELECT version FROM {keyspace}.schema_migrations"),
-            SCHEMA_TIMEOUT_MS,
-        )
-        .await?;
-    let applied: Vec<i32> = applied_rows
-        .iter()
-        .map(|row| get::<i32>(row, "version", "schema_migrations"))
-        .collect::<Result<_, _>>()?;
+    // Every schema change goes to one node, which is also the one asked whether all nodes
+    // agree: asked elsewhere, a node that has not heard of the change yet agrees with the
+    // others on the old schema.
+    let admin = connect_one_coordinator(config, None).await?;
+    change_schema(
+        &admin,
+        &format!(
+            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
+            config.replication_cql()?
+        ),
+    )
+    .await?;
+    change_schema(
+        &admin,
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations \
+             (version int PRIMARY KEY, name text, applied_at timestamp)"
+        ),
+    )
+    .await?;
     let db = Db::new(
         std::sync::Arc::new(connect(config, Some(keyspace)).await?),
         config,
         Some(keyspace),
     )?;
+    let applied_rows = db
+        .query("SELECT version FROM schema_migrations", SCHEMA_TIMEOUT_MS)
+        .await?;
+    let applied: Vec<i32> = applied_rows
+        .iter()
+        .map(|row| get::<i32>(row, "version", "schema_migrations"))
+        .collect::<Result<_, _>>()?;
+    let coordinator = connect_one_coordinator(config, Some(keyspace)).await?;
     let mut now_applied = Vec::new();
     for migration in MIGRATIONS {
         let version = i32::try_from(migration.version).unwrap_or(i32::MAX);
@@ -101,14 +94,13 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
             continue;
         }
         for statement in statements(migration.cql) {
-            db.query(&statement, SCHEMA_TIMEOUT_MS)
+            change_schema(&coordinator, &statement)
                 .await
                 .map_err(|error| CassandraError::Migration {
                     version: migration.version,
                     name: migration.name,
                     reason: error.to_string(),
                 })?;
-            wait_for_schema_agreement(&coordinator).await?;
         }
         db.query(
             &format!(
@@ -127,6 +119,28 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
         now_applied.push(migration.version);
     }
     Ok(now_applied)
+}
+
+/// Runs one schema change on `coordinator`, then waits until every node has it.
+async fn change_schema(
+    coordinator: &OneCoordinatorSession,
+    cql: &str,
+) -> Result<(), CassandraError> {
+    coordinator_query(coordinator, cql).await?;
+    wait_for_schema_agreement(coordinator).await
+}
+
+async fn coordinator_query(
+    coordinator: &OneCoordinatorSession,
+    cql: &str,
+) -> Result<Vec<Row>, CassandraError> {
+    let envelope = tokio::time::timeout(
+        Duration::from_millis(SCHEMA_TIMEOUT_MS),
+        coordinator.query(cql),
+    )
+    .await
+    .map_err(|_| CassandraError::Timeout(SCHEMA_TIMEOUT_MS))??;
+    Ok(envelope.response_body()?.into_rows().unwrap_or_default())
 }
 
 /// The statements of a migration file: `--` comments dropped, split on `;`.
@@ -158,13 +172,7 @@ async fn wait_for_schema_agreement(
             ("system.local", "SELECT schema_version FROM system.local"),
             ("system.peers", "SELECT schema_version FROM system.peers"),
         ] {
-            let envelope = tokio::time::timeout(
-                Duration::from_millis(SCHEMA_TIMEOUT_MS),
-                coordinator.query(cql),
-            )
-            .await
-            .map_err(|_| CassandraError::Timeout(SCHEMA_TIMEOUT_MS))??;
-            for row in envelope.response_body()?.into_rows().unwrap_or_default() {
+            for row in coordinator_query(coordinator, cql).await? {
                 // A peer still joining has no version yet: it is not a disagreement.
                 if let Ok(version) = get::<Uuid>(&row, "schema_version", table) {
                     versions.push(version);

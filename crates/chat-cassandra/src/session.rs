@@ -58,8 +58,9 @@ pub(crate) type OneCoordinatorSession = Session<TransportTcp, TcpConnectionManag
 /// Opens a [`OneCoordinatorSession`].
 pub(crate) async fn connect_one_coordinator(
     config: &CassandraConfig,
+    keyspace: Option<&str>,
 ) -> Result<OneCoordinatorSession, CassandraError> {
-    connect_with(config, None, OneCoordinator).await
+    connect_with(config, keyspace, OneCoordinator).await
 }
 
 /// Routes every request to the same node while it is up: the live nodes sorted by address.
@@ -140,6 +141,48 @@ async fn within<T>(millis: u64, work: impl Future<Output = T>) -> Result<T, Cass
     tokio::time::timeout(Duration::from_millis(millis), work)
         .await
         .map_err(|_| CassandraError::Timeout(millis))
+}
+
+/// Prepares `cql` on every node the session knows, besides the one that prepared it.
+///
+/// Cassandra keeps prepared statements per node, and cdrs-tokio prepares on one node only. On a
+/// ring, the first execution on each other node answers UNPREPARED; the driver re-prepares and
+/// retries, but at most five times over a shuffled replica list, and on a fresh 3-node ring
+/// that budget ran out: a session's first writes failed. The Java driver prepares on all nodes
+/// for this reason. A node that cannot be reached now is left to the driver's re-prepare.
+async fn prepare_on_every_node(
+    session: &CassandraSession,
+    cql: &str,
+    prepared: &PreparedQuery,
+    timeout_ms: u64,
+) {
+    let metadata = session.cluster_metadata();
+    for node in metadata.unignored_nodes() {
+        let plan = QueryPlan::new(vec![node.clone()]);
+        let result = within(
+            timeout_ms,
+            session.prepare_raw_tw_with_query_plan(cql, None, false, false, false, Some(plan)),
+        )
+        .await;
+        match result {
+            Ok(Ok(on_node)) if on_node.id == prepared.id => {}
+            Ok(Ok(_)) => tracing::warn!(
+                node = %node.broadcast_rpc_address(),
+                cql,
+                "cassandra: a node prepared the statement under another id (schema changing?)"
+            ),
+            Ok(Err(error)) => tracing::warn!(
+                node = %node.broadcast_rpc_address(),
+                %error,
+                "cassandra: could not prepare on this node; the driver will re-prepare on use"
+            ),
+            Err(error) => tracing::warn!(
+                node = %node.broadcast_rpc_address(),
+                %error,
+                "cassandra: could not prepare on this node; the driver will re-prepare on use"
+            ),
+        }
+    }
 }
 
 /// One page of rows and where the next starts.
@@ -274,6 +317,10 @@ impl Db {
                         "schema not on this node yet (or migrations not applied: message-service migrate); preparing again"
                     );
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Ok(prepared) => {
+                    prepare_on_every_node(&session, cql, &prepared, self.inner.timeout_ms).await;
+                    return Ok(prepared);
                 }
                 result => return result,
             }

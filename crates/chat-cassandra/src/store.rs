@@ -10,6 +10,7 @@
 //!   the [`PageStart::Resume`] continuation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,14 @@ pub struct CassandraStore {
     relay_id: Uuid,
     lease_time: Duration,
     leases: Mutex<HashMap<i32, Lease>>,
+    /// Appends whose logged batch stalled and whose rows were written one by one.
+    batch_fallbacks: AtomicU64,
+    /// When that was last logged (at most one warning per [`FALLBACK_LOG_PAUSE`]).
+    fallback_logged: Mutex<Option<Instant>>,
 }
+
+/// The least time between two warnings about stalled batches.
+const FALLBACK_LOG_PAUSE: Duration = Duration::from_secs(5);
 
 impl CassandraStore {
     /// Prepares every statement on `db` (whose session uses the service's keyspace).
@@ -191,11 +199,20 @@ impl CassandraStore {
             relay_id: Uuid::new_v4(),
             lease_time: Duration::from_secs(u64::from(config.outbox_lease_secs.max(2))),
             leases: Mutex::new(HashMap::new()),
+            batch_fallbacks: AtomicU64::new(0),
+            fallback_logged: Mutex::new(None),
         })
     }
 
     /// Writes the message, its event and the outbox index in one logged batch. Idempotent:
     /// `seen_at` is not among the columns written, so a rewrite never clears it.
+    ///
+    /// When the batch stalls on its batchlog (a crashed node not yet convicted by the failure
+    /// detector: on a 3-node ring every coordinator picks it for the batchlog, so for ~20 s no
+    /// logged batch completes), the rows are written one by one instead: the outbox rows first,
+    /// the message last. The claim in `message_dedup` already holds a copy of both, so a write
+    /// cut short here is finished by the sender's resend, and "message row present" still means
+    /// "outbox rows present", which is what `append` checks on a resend.
     async fn write(
         &self,
         message: &StoredMessage,
@@ -205,21 +222,62 @@ impl CassandraStore {
         let bucket = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS);
         let shard = self.shard_of(event.event_id);
         let event_json = encode(event)?;
-        self.db
+        let outbox_values = || {
+            query_values!(
+                bucket,
+                shard,
+                *event.event_id.as_uuid(),
+                Blob::from(event_json.clone())
+            )
+        };
+        let batch = self
+            .db
             .logged_batch(vec![
                 (&s.insert_message, message_values(message)),
-                (
-                    &s.insert_outbox,
-                    query_values!(
-                        bucket,
-                        shard,
-                        *event.event_id.as_uuid(),
-                        Blob::from(event_json)
-                    ),
-                ),
+                (&s.insert_outbox, outbox_values()),
                 (&s.insert_outbox_bucket, query_values!(shard, bucket)),
             ])
-            .await
+            .await;
+        match batch {
+            Err(error) if error.is_batchlog_stall() => {
+                self.count_fallback(&error);
+                let (outbox, index) = tokio::join!(
+                    self.db.run(&s.insert_outbox, outbox_values(), true),
+                    self.db
+                        .run(&s.insert_outbox_bucket, query_values!(shard, bucket), true),
+                );
+                outbox?;
+                index?;
+                self.db
+                    .run(&s.insert_message, message_values(message), true)
+                    .await?;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn count_fallback(&self, error: &CassandraError) {
+        let fallbacks = self.batch_fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged = self
+            .fallback_logged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if logged.is_none_or(|at| at.elapsed() >= FALLBACK_LOG_PAUSE) {
+            *logged = Some(Instant::now());
+            tracing::warn!(
+                %error,
+                fallbacks,
+                "cassandra: logged batches stall (a node down, not yet convicted?); \
+                 writing rows one by one"
+            );
+        }
+    }
+
+    /// How many appends so far found their logged batch stalled and wrote their rows one by
+    /// one (see `write`): a metric for operators, `chat_cassandra_batch_fallbacks_total`.
+    pub fn batch_fallbacks(&self) -> u64 {
+        self.batch_fallbacks.load(Ordering::Relaxed)
     }
 
     fn shard_of(&self, event: EventId) -> i32 {

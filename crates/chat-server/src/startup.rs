@@ -79,6 +79,9 @@ impl Application {
         if let Some(redis) = &wiring.redis {
             metrics.watch_redis(redis.health());
         }
+        if let Some(cassandra) = &wiring.cassandra {
+            metrics.watch_cassandra(cassandra.clone());
+        }
         let redis = wiring.redis.clone();
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));

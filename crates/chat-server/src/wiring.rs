@@ -23,6 +23,8 @@ pub struct Wiring {
     pub publisher: Arc<dyn EventPublisher>,
     /// The Redis clients, when an adapter uses Redis (for health, metrics and shutdown).
     pub redis: Option<RedisConnection>,
+    /// The Cassandra store, when it is the store (for metrics).
+    pub cassandra: Option<Arc<chat_cassandra::CassandraStore>>,
 }
 
 /// The three cache ports, served by one adapter.
@@ -56,6 +58,7 @@ pub async fn wire(
     if settings.migrate_on_start {
         migrate(settings).await?;
     }
+    let mut cassandra = None;
     let (store, chats, outbox): (
         Arc<dyn MessageStore>,
         Arc<dyn ChatDirectory>,
@@ -74,6 +77,7 @@ pub async fn wire(
                 "store: cassandra"
             );
             let store = Arc::new(store);
+            cassandra = Some(store.clone());
             (store.clone(), Arc::new(chats), store)
         }
     };
@@ -147,6 +151,7 @@ pub async fn wire(
         outbox,
         publisher,
         redis,
+        cassandra,
     })
 }
 

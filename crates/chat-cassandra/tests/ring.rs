@@ -1,0 +1,271 @@
+//! The adapter on a 3-node ring with replication factor 3 and QUORUM, as production runs it:
+//! migrations leave every node on one schema, and one node crashing under traffic neither stops
+//! writes nor loses an acknowledged message.
+//!
+//! It needs a ring of its own, named by `CHAT_TEST_CASSANDRA_RING` (the three contact points)
+//! and started by `deploy/local/cassandra.sh start --nodes 3` with the same environment (the
+//! test kills and restarts node 1 through that script). `deploy/local/test.sh` runs it in a
+//! phase of its own, after the single-node suite: `cargo test -p chat-cassandra --features
+//! ring-tests --test ring`. Without the ring it fails; it never skips.
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_cassandra::{CassandraConfig, Replication};
+use chat_domain::{ChatId, MessageId, MessageStore, PageStart};
+use common::{Fixture, test_config, user};
+use time::OffsetDateTime;
+
+/// One test at a time: the second kills a node.
+static RING: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+fn cassandra_script() -> Command {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
+    let mut command = Command::new("bash");
+    command.arg(script);
+    command
+}
+
+fn cassandra(args: &[&str]) {
+    let status = cassandra_script().args(args).status().unwrap();
+    assert!(status.success(), "cassandra.sh {args:?} failed");
+}
+
+fn ring_config() -> CassandraConfig {
+    let ring = std::env::var("CHAT_TEST_CASSANDRA_RING").expect(
+        "CHAT_TEST_CASSANDRA_RING names the 3-node ring's contact points \
+         (deploy/local/cassandra.sh start --nodes 3; deploy/local/test.sh does it)",
+    );
+    let contact_points: Vec<String> = ring.split(',').map(str::to_owned).collect();
+    assert_eq!(contact_points.len(), 3, "three nodes: {ring}");
+    CassandraConfig {
+        contact_points,
+        replication: Replication {
+            class: "SimpleStrategy".to_owned(),
+            replication_factor: 3,
+            ..Replication::default()
+        },
+        // Two of three replicas, as LOCAL_QUORUM in one datacenter.
+        consistency: "quorum".to_owned(),
+        request_timeout_ms: 2_000,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn migrations_leave_every_node_on_one_schema_version() {
+    let _turn = RING.lock().await;
+    let config = ring_config();
+    chat_cassandra::migrate(&config).await.unwrap();
+
+    // Asked right away, each node reports the schema versions of all three (nodetool gathers
+    // them from the nodes themselves): one version, held by three nodes.
+    for node in ["1", "2", "3"] {
+        let output = cassandra_script()
+            .args(["nodetool", "--node", node, "describecluster"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "nodetool on node {node} failed");
+        let report = String::from_utf8_lossy(&output.stdout);
+        let versions: Vec<&str> = report
+            .lines()
+            .skip_while(|line| !line.contains("Schema versions:"))
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty())
+            .collect();
+        assert_eq!(versions.len(), 1, "node {node} sees:\n{report}");
+        assert_eq!(
+            versions[0].matches("127.0.0.").count(),
+            3,
+            "node {node} sees:\n{report}"
+        );
+    }
+
+    // And every node serves the new tables at once.
+    let fixture = Fixture::with_config(config).await;
+    let (alice, bob) = (user(), user());
+    let chat = ChatId::for_pair(alice, bob);
+    let (message, event) = fixture.message(chat, alice, bob, "first", "hello, ring");
+    fixture.store.append(&message, &event).await.unwrap();
+    let page = fixture
+        .store
+        .page(chat, &PageStart::Newest, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), 1);
+}
+
+/// What one writer got acknowledged.
+struct Acked {
+    chat: ChatId,
+    ids: Vec<MessageId>,
+    errors: usize,
+    /// The longest a message waited from its first failed attempt to its ack.
+    longest_stall: Duration,
+}
+
+#[tokio::test]
+async fn a_node_crashing_under_traffic_loses_no_acknowledged_message() {
+    let _turn = RING.lock().await;
+    let fixture = Arc::new(Fixture::with_config(ring_config()).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let node_down = Arc::new(AtomicBool::new(false));
+    let acked_while_down = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    // Four writers, each in its own chat. A failed append is sent again with the same
+    // client_msg_id until it is acknowledged, as a client does: dedup keeps it to one message.
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (fixture, stop) = (fixture.clone(), stop.clone());
+            let (node_down, acked_while_down) = (node_down.clone(), acked_while_down.clone());
+            tokio::spawn(async move {
+                let (alice, bob) = (user(), user());
+                let chat = ChatId::for_pair(alice, bob);
+                let mut acked = Acked {
+                    chat,
+                    ids: Vec::new(),
+                    errors: 0,
+                    longest_stall: Duration::ZERO,
+                };
+                let mut sequence = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    sequence += 1;
+                    let (message, event) = fixture.message(
+                        chat,
+                        alice,
+                        bob,
+                        &format!("w{writer}-{sequence}"),
+                        &format!("message {sequence} of writer {writer}"),
+                    );
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    let mut first_failure = None;
+                    loop {
+                        match fixture.store.append(&message, &event).await {
+                            Ok(appended) => {
+                                let stored = match appended {
+                                    chat_domain::Appended::Stored => message.id,
+                                    chat_domain::Appended::Duplicate(first) => first.id,
+                                };
+                                acked.ids.push(stored);
+                                if let Some(failed_at) = first_failure {
+                                    let stall = Instant::elapsed(&failed_at);
+                                    acked.longest_stall = acked.longest_stall.max(stall);
+                                }
+                                if node_down.load(Ordering::Relaxed) {
+                                    acked_while_down.fetch_add(1, Ordering::Relaxed);
+                                }
+                                break;
+                            }
+                            Err(error) => {
+                                acked.errors += 1;
+                                first_failure.get_or_insert_with(Instant::now);
+                                assert!(
+                                    Instant::now() < deadline,
+                                    "writer {writer}: no append for 60 s with two of three \
+                                     nodes up: {error}"
+                                );
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Node 1 is the first contact point, which holds the driver's control connection.
+    cassandra(&["kill-node", "1"]);
+    node_down.store(true, Ordering::Relaxed);
+
+    // Writes go on with two nodes: at least 200 acknowledged while node 1 is down.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked_while_down.load(Ordering::Relaxed) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} appends acknowledged in 60 s with node 1 down",
+            acked_while_down.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for writer in writers {
+        all.push(writer.await.unwrap());
+    }
+
+    // Until the failure detector convicts node 1 (~20 s), every coordinator still picks it to
+    // hold the batchlog, so logged batches stall: the store wrote those messages row by row.
+    assert!(
+        fixture.store.batch_fallbacks() > 0,
+        "no logged batch stalled with node 1 just killed"
+    );
+
+    // With node 1 still down, every acknowledged message is there, once, in order; the first
+    // reader to mark one seen wins (a lightweight transaction needs a quorum too).
+    assert_every_acked_message_is_stored_once(&fixture, &all).await;
+    let first = &all[0];
+    let seen_at = OffsetDateTime::now_utc();
+    let seen = fixture
+        .store
+        .mark_seen(first.chat, first.ids[0], seen_at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen.seen_at.is_some());
+
+    // Node 1 comes back (the script waits until it serves CQL and sees its peers): writes go
+    // on, and nothing it missed is lost or doubled.
+    cassandra(&["start-node", "1"]);
+    let (alice, bob) = (user(), user());
+    let chat = ChatId::for_pair(alice, bob);
+    let (message, event) = fixture.message(chat, alice, bob, "after", "node 1 is back");
+    fixture.store.append(&message, &event).await.unwrap();
+    all.push(Acked {
+        chat,
+        ids: vec![message.id],
+        errors: 0,
+        longest_stall: Duration::ZERO,
+    });
+    assert_every_acked_message_is_stored_once(&fixture, &all).await;
+    let errors: usize = all.iter().map(|acked| acked.errors).sum();
+    let total: usize = all.iter().map(|acked| acked.ids.len()).sum();
+    let stall = all.iter().map(|acked| acked.longest_stall).max().unwrap();
+    eprintln!(
+        "{total} messages acknowledged, {errors} failed attempts sent again, {} written row by \
+         row; the longest a message waited for its ack: {stall:?}",
+        fixture.store.batch_fallbacks()
+    );
+}
+
+async fn assert_every_acked_message_is_stored_once(fixture: &Fixture, all: &[Acked]) {
+    for acked in all {
+        let mut stored = Vec::new();
+        let mut start = PageStart::Newest;
+        loop {
+            let page = fixture.store.page(acked.chat, &start, 500).await.unwrap();
+            stored.extend(page.messages.iter().map(|message| message.id));
+            match page.next {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        let unique: BTreeSet<_> = stored.iter().collect();
+        assert_eq!(unique.len(), stored.len(), "a message was stored twice");
+        let mut expected = acked.ids.clone();
+        expected.reverse(); // Pages are newest first; a writer sends one at a time.
+        assert_eq!(
+            stored, expected,
+            "the chat holds exactly what was acknowledged"
+        );
+    }
+}
