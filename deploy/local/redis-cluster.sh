@@ -333,10 +333,17 @@ node_problem() {
     return 0
 }
 
-# Waits until every node of N that should run (not stopped by kill-node) is ready, until DEADLINE
-# (in SECONDS).
+# The ids of the masters node I sees (not failing), sorted, on one line.
+masters_seen() {
+    cli "$1" cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ { print $1 }' | sort | tr '\n' ' '
+}
+
+# Waits until every node of N that should run (not stopped by kill-node) is ready, and all of them
+# agree on which nodes are masters, until DEADLINE (in SECONDS). Without the agreement, a script or
+# test that reads one node's view right after a failover may pick the old master (seen: a reshard
+# refused because its target had just become a replica).
 wait_ready() {
-    local n=$1 deadline=$2 i problem problems last=""
+    local n=$1 deadline=$2 i problem problems last="" view first
     while true; do
         problems=""
         for ((i = 1; i <= n; i++)); do
@@ -345,6 +352,19 @@ wait_ready() {
             problem=$(node_problem "$i")
             [[ -n $problem ]] && problems+="node $i: $problem; "
         done
+        if [[ -z $problems ]]; then
+            first=""
+            for ((i = 1; i <= n; i++)); do
+                [[ -f $(node_dir "$i")/killed ]] && continue
+                view=$(masters_seen "$i")
+                if [[ -z $first ]]; then
+                    first=$view
+                elif [[ $view != "$first" ]]; then
+                    problems="the nodes do not agree yet on which nodes are masters; "
+                    break
+                fi
+            done
+        fi
         [[ -z $problems ]] && return 0
         if [[ $problems != "$last" ]]; then
             say "waiting: ${problems%; }"
@@ -636,6 +656,8 @@ main() {
             from_id=$(cli "$1" cluster myid)
             to_id=$(cli "$2" cluster myid)
             [[ -n $from_id && -n $to_id ]] || die "nodes $1 and $2 must both answer"
+            [[ $(cli "$1" role | head -n 1) == master ]] || die "node $1 is not a master"
+            [[ $(cli "$2" role | head -n 1) == master ]] || die "node $2 is not a master"
             say "moving $3 slots from node $1 to node $2"
             timeout "$start_timeout" "$redis_cli" --cluster reshard "127.0.0.1:$(node_port "$1")" \
                 --cluster-from "$from_id" --cluster-to "$to_id" --cluster-slots "$3" \

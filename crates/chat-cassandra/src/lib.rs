@@ -26,7 +26,16 @@
 //!   through `Blob`.
 //! - **Token-aware routing** needs positional values: every statement binds with
 //!   `query_values!(a, b, …)`, never named values.
-//! - **Reconnection**: the driver's exponential reconnection policy (the default) is kept.
+//! - **Reconnection**: the driver's exponential reconnection policy (the default) is kept;
+//!   a session that lost every node is replaced ([`session::Db`]).
+//! - **Prepared on one node only**: each statement is prepared on every node the session
+//!   knows, since the driver's re-prepare-on-UNPREPARED gives up after five tries.
+//! - **No node targeting**: schema changes and the schema-agreement check go through a session
+//!   pinned to one node, so `system.local` and `system.peers` are read from the same one.
+//!
+//! On a ring, a logged batch stalls while a crashed node is not yet convicted (it is chosen for
+//! the batchlog); the store then writes the rows one by one ([`CassandraStore::batch_fallbacks`]).
+//! `tests/ring.rs` proves these on a 3-node ring (`--features ring-tests`).
 #![forbid(unsafe_code)]
 
 pub mod chats;
