@@ -18,13 +18,6 @@ use std::time::{Duration, Instant};
 use chat_domain::{ChatId, MessageStore, PageStart, UserId};
 use hdrhistogram::Histogram;
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
 fn micros(histogram: &Histogram<u64>, quantile: f64) -> String {
     format!(
         "{:.2} ms",
@@ -34,11 +27,11 @@ fn micros(histogram: &Histogram<u64>, quantile: f64) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let messages = setting("BENCH_MESSAGES", 5_000);
-    let concurrency = setting("BENCH_CONCURRENCY", 32);
-    let chats = setting("BENCH_CHATS", 50);
-    let page = setting("BENCH_PAGE", 50);
-    let reads = setting("BENCH_READS", 2_000);
+    let messages = common::setting("BENCH_MESSAGES", 5_000);
+    let concurrency = common::setting("BENCH_CONCURRENCY", 32);
+    let chats = common::setting("BENCH_CHATS", 50);
+    let page = common::setting("BENCH_PAGE", 50);
+    let reads = common::setting("BENCH_READS", 2_000);
     let fixture = Arc::new(common::Fixture::new().await);
     let pairs: Arc<Vec<(UserId, UserId, ChatId)>> = Arc::new(
         (0..chats)

@@ -24,13 +24,6 @@ use std::time::Instant;
 
 use chat_domain::{ChatId, MessageStore};
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Runs nodetool with `args` and returns what it printed.
 fn nodetool(args: &[&str]) -> String {
     let command = std::env::var("NODETOOL")
@@ -63,9 +56,9 @@ fn figure(report: &str, label: &str) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let messages = setting("BENCH_MESSAGES", 50_000);
-    let text_bytes = setting("BENCH_TEXT_BYTES", 80);
-    let concurrency = setting("BENCH_CONCURRENCY", 32);
+    let messages = common::setting("BENCH_MESSAGES", 50_000);
+    let text_bytes = common::setting("BENCH_TEXT_BYTES", 80);
+    let concurrency = common::setting("BENCH_CONCURRENCY", 32);
     let fixture = Arc::new(common::Fixture::new().await);
     let (alice, bob) = (common::user(), common::user());
     let chat = ChatId::for_pair(alice, bob);

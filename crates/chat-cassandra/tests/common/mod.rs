@@ -130,3 +130,11 @@ pub fn user() -> UserId {
 pub fn unknown_message() -> MessageId {
     MessageId::generate(OffsetDateTime::now_utc())
 }
+
+/// A number from the environment variable `name`, or `default` (the benchmarks' settings).
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
