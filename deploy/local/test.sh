@@ -9,7 +9,7 @@
 #     on the cluster profile behind nginx, for the end-to-end tests in tests/e2e;
 # then the demo web client's browser test (tests/web/run.sh: Debian's chromium driven by
 # playwright-core, both installed when missing); and last the store on a 3-node Cassandra ring
-# (crates/chat-cassandra/tests/ring.rs, which kills a node under traffic).
+# (crates/chat-cassandra/tests/ring.rs, which kills, then pauses, a node under traffic).
 #
 # The test servers get their own data folder and ports, so a development Cassandra started by
 # hand is left alone.
@@ -127,7 +127,7 @@ bash tests/web/run.sh
 # Last, the store on a 3-node ring (replication factor 3, QUORUM): migrations agree on every
 # node, and a node killed under traffic stops no write and loses no acknowledged message. The
 # single node and the stack over it make way for the ring (same ports, on 127.0.0.1–3).
-step "a 3-node Cassandra ring, one node killed under traffic (crates/chat-cassandra/tests/ring.rs)"
+step "a 3-node Cassandra ring, one node killed, then paused, under traffic (crates/chat-cassandra/tests/ring.rs)"
 bash deploy/local/stack.sh down
 bash deploy/local/cassandra.sh stop --wipe
 bash deploy/local/cassandra.sh start --nodes 3

@@ -48,6 +48,12 @@ pub struct CassandraConfig {
     /// relay runs). Only the holder relays a shard, so an event is published once; when an
     /// instance dies, its shards wait this long for another. Minimum 2.
     pub outbox_lease_secs: u32,
+    /// How often every node is asked OPTIONS, so that requests avoid a node that hangs (its
+    /// sockets open, nothing answering) instead of waiting out `request_timeout_ms` there.
+    /// 0: never.
+    pub node_probe_interval_ms: u64,
+    /// A node that has not answered its probe within this long gets requests last.
+    pub node_probe_timeout_ms: u64,
 }
 
 /// Keyspace replication, used when the keyspace is created.
@@ -80,6 +86,8 @@ impl Default for CassandraConfig {
             dedup_ttl_secs: 7 * 24 * 3600,
             outbox_shards: 8,
             outbox_lease_secs: 10,
+            node_probe_interval_ms: 1_000,
+            node_probe_timeout_ms: 1_000,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`config`]: [`CassandraConfig`], a plain struct (contact points, keyspace, datacenter,
 //!   consistency, timeouts, pool size, replication).
 //! - [`session`]: the driver session and [`session::Db`], which every request goes through.
+//! - [`health`]: node probes, and the load-balancing strategy that avoids silent nodes.
 //! - [`migrations`]: `migrations/*.cql`, applied once each by [`migrations::migrate`].
 //! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports (each instance relays
 //!   only the outbox shards it holds a lease on: `outbox_leases`).
@@ -30,6 +31,8 @@
 //!   a session that lost every node is replaced ([`session::Db`]).
 //! - **Prepared on one node only**: each statement is prepared on every node the session
 //!   knows, since the driver's re-prepare-on-UNPREPARED gives up after five tries.
+//! - **A hung node stays "up"** (open sockets, a heartbeat without deadline): each session
+//!   probes every node and sends requests to silent ones last ([`health`]).
 //! - **No node targeting**: schema changes and the schema-agreement check go through a session
 //!   pinned to one node, so `system.local` and `system.peers` are read from the same one.
 //!
@@ -41,12 +44,11 @@
 pub mod chats;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod migrations;
 mod rows;
 pub mod session;
 pub mod store;
-
-use std::sync::Arc;
 
 pub use chats::CassandraChats;
 pub use config::{CassandraConfig, Replication};
@@ -62,7 +64,7 @@ pub async fn connect_adapters(
     config: &CassandraConfig,
 ) -> Result<(CassandraStore, CassandraChats), CassandraError> {
     let keyspace = config.checked_keyspace()?;
-    let session = Arc::new(session::connect(config, Some(keyspace)).await?);
+    let session = session::connect(config, Some(keyspace)).await?;
     let db = session::Db::new(session, config, Some(keyspace))?;
     Ok((
         CassandraStore::new(db.clone(), config).await?,

@@ -75,7 +75,7 @@ pub async fn migrate(config: &CassandraConfig) -> Result<Vec<u32>, CassandraErro
     )
     .await?;
     let db = Db::new(
-        std::sync::Arc::new(connect(config, Some(keyspace)).await?),
+        connect(config, Some(keyspace)).await?,
         config,
         Some(keyspace),
     )?;

@@ -15,9 +15,7 @@ use cdrs_tokio::cluster::{
 use cdrs_tokio::consistency::Consistency;
 use cdrs_tokio::frame::Version;
 use cdrs_tokio::load_balancing::node_distance_evaluator::TopologyAwareNodeDistanceEvaluator;
-use cdrs_tokio::load_balancing::{
-    LoadBalancingStrategy, QueryPlan, Request, TopologyAwareLoadBalancingStrategy,
-};
+use cdrs_tokio::load_balancing::{LoadBalancingStrategy, QueryPlan, Request};
 use cdrs_tokio::query::{BatchQueryBuilder, PreparedQuery, QueryValues};
 use cdrs_tokio::statement::StatementParamsBuilder;
 use cdrs_tokio::transport::TransportTcp;
@@ -26,28 +24,48 @@ use cdrs_tokio::types::rows::Row;
 
 use crate::config::CassandraConfig;
 use crate::error::CassandraError;
+use crate::health::{AvoidUnresponsive, Responsiveness, spawn_prober};
 
-/// The driver session this adapter uses: plain TCP, token- and datacenter-aware routing.
-pub type CassandraSession = Session<
-    TransportTcp,
-    TcpConnectionManager,
-    TopologyAwareLoadBalancingStrategy<TransportTcp, TcpConnectionManager>,
->;
+/// The driver session this adapter uses: plain TCP, token- and datacenter-aware routing that
+/// sends requests to unresponsive nodes last ([`crate::health`]).
+pub type CassandraSession = Session<TransportTcp, TcpConnectionManager, AvoidUnresponsive>;
 
-/// Opens a session to the cluster, using `keyspace` when given.
+/// Opens a session to the cluster, using `keyspace` when given, and starts probing its nodes
+/// (for as long as the session exists).
 ///
 /// # Errors
 /// [`CassandraError`] when no contact point answers within the connect timeout.
 pub async fn connect(
     config: &CassandraConfig,
     keyspace: Option<&str>,
-) -> Result<CassandraSession, CassandraError> {
-    connect_with(
-        config,
-        keyspace,
-        TopologyAwareLoadBalancingStrategy::new(None, false),
-    )
-    .await
+) -> Result<Arc<CassandraSession>, CassandraError> {
+    let responsiveness = Arc::new(Responsiveness::default());
+    let session = Arc::new(
+        connect_with(
+            config,
+            keyspace,
+            AvoidUnresponsive::new(responsiveness.clone()),
+        )
+        .await?,
+    );
+    spawn_prober(
+        Arc::downgrade(&session),
+        responsiveness,
+        protocol_version(config)?,
+        Duration::from_millis(config.node_probe_interval_ms),
+        Duration::from_millis(config.node_probe_timeout_ms.max(1)),
+    );
+    Ok(session)
+}
+
+fn protocol_version(config: &CassandraConfig) -> Result<Version, CassandraError> {
+    match config.protocol_version {
+        4 => Ok(Version::V4),
+        5 => Ok(Version::V5),
+        other => Err(CassandraError::Config(format!(
+            "protocol_version {other}: use 4 or 5"
+        ))),
+    }
 }
 
 /// A session whose every request goes to the same node (the first of the live nodes in address
@@ -91,15 +109,7 @@ where
     if config.contact_points.is_empty() {
         return Err(CassandraError::Config("no contact_points".to_owned()));
     }
-    let version = match config.protocol_version {
-        4 => Version::V4,
-        5 => Version::V5,
-        other => {
-            return Err(CassandraError::Config(format!(
-                "protocol_version {other}: use 4 or 5"
-            )));
-        }
-    };
+    let version = protocol_version(config)?;
     let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
     let mut node_config = NodeTcpConfigBuilder::new()
         .with_contact_points(
@@ -277,7 +287,7 @@ impl Db {
                     .inner
                     .session
                     .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(session);
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = session;
                 tracing::info!("cassandra: reconnected with a fresh session");
             }
             Err(error) => tracing::warn!(%error, "cassandra: still unreachable"),

@@ -59,7 +59,7 @@ impl Fixture {
             .await
             .unwrap_or_else(|error| panic!("is Cassandra running? {error}"));
         let (store, chats) = chat_cassandra::connect_adapters(&config).await.unwrap();
-        let session = Arc::new(connect(&config, Some(&config.keyspace)).await.unwrap());
+        let session = connect(&config, Some(&config.keyspace)).await.unwrap();
         let db = Db::new(session, &config, Some(&config.keyspace)).unwrap();
         Self {
             config,
