@@ -28,7 +28,8 @@
 //! - **Token-aware routing** needs positional values: every statement binds with
 //!   `query_values!(a, b, …)`, never named values.
 //! - **Reconnection**: the driver's exponential reconnection policy (the default) is kept;
-//!   a session that lost every node is replaced ([`session::Db`]).
+//!   a session that lost every node is replaced ([`session::Db`]), bootstrapping from the
+//!   configured contact points and every node the old session had discovered.
 //! - **Prepared on one node only**: each statement is prepared on every node the session
 //!   knows, since the driver's re-prepare-on-UNPREPARED gives up after five tries.
 //! - **A hung node stays "up"** (open sockets, a heartbeat without deadline): each session

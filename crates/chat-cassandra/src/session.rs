@@ -281,7 +281,18 @@ impl Db {
             return;
         }
         *last = Some(std::time::Instant::now());
-        match connect(&self.inner.config, self.inner.keyspace.as_deref()).await {
+        // Every node the old session discovered is a contact point too, the configured ones
+        // first: with a single configured contact point (one host name, one seed), its death
+        // would otherwise leave nothing to bootstrap from while the rest of the ring serves.
+        let mut config = self.inner.config.clone();
+        let known = self.session().cluster_metadata();
+        for node in known.nodes().values() {
+            let address = node.broadcast_rpc_address().to_string();
+            if !config.contact_points.contains(&address) {
+                config.contact_points.push(address);
+            }
+        }
+        match connect(&config, self.inner.keyspace.as_deref()).await {
             Ok(session) => {
                 *self
                     .inner
