@@ -58,6 +58,9 @@ pub struct KafkaConfig {
     pub request_timeout_ms: u64,
     /// The client id brokers see.
     pub client_id: String,
+    /// How long to wait, after creating the topic, for the broker's metadata to list it with
+    /// its partitions (a busy broker answers the creation before its metadata shows the topic).
+    pub topic_ready_timeout_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -71,6 +74,7 @@ impl Default for KafkaConfig {
             compression: "lz4".to_owned(),
             request_timeout_ms: 5_000,
             client_id: "chat-message-service".to_owned(),
+            topic_ready_timeout_ms: 30_000,
         }
     }
 }
@@ -106,6 +110,20 @@ pub enum KafkaError {
     /// No answer in time.
     #[error("kafka: no answer within {0} ms")]
     Timeout(u64),
+    /// The topic was created (or found being created) but the broker's metadata did not list it
+    /// with partitions in time.
+    #[error(
+        "kafka: topic {topic} was created but the broker did not list it with partitions \
+         within {waited_ms} ms (last metadata: {last_seen})"
+    )]
+    TopicNotReady {
+        /// The topic.
+        topic: String,
+        /// How long the publisher waited.
+        waited_ms: u64,
+        /// What the last metadata read said about it.
+        last_seen: String,
+    },
     /// An event could not be encoded.
     #[error("kafka: encoding an event: {0}")]
     Encode(#[from] serde_json::Error),
@@ -115,7 +133,9 @@ impl From<KafkaError> for chat_domain::Error {
     fn from(error: KafkaError) -> Self {
         match error {
             KafkaError::Config(_) | KafkaError::Encode(_) => Self::Internal(error.to_string()),
-            KafkaError::Client(_) | KafkaError::Timeout(_) => Self::Unavailable(error.to_string()),
+            KafkaError::Client(_) | KafkaError::Timeout(_) | KafkaError::TopicNotReady { .. } => {
+                Self::Unavailable(error.to_string())
+            }
         }
     }
 }
@@ -168,8 +188,12 @@ impl KafkaPublisher {
         if let Some(connected) = slot.as_ref() {
             return Ok(connected.clone());
         }
-        let timeout_ms = self.config.request_timeout_ms;
-        let connected = tokio::time::timeout(self.config.timeout(), self.open())
+        // The creation's own wait is bounded by `topic_ready_timeout_ms` inside `open`.
+        let timeout_ms = self
+            .config
+            .request_timeout_ms
+            .saturating_add(self.config.topic_ready_timeout_ms);
+        let connected = tokio::time::timeout(Duration::from_millis(timeout_ms), self.open())
             .await
             .map_err(|_| KafkaError::Timeout(timeout_ms))??;
         let connected = Arc::new(connected);
@@ -210,7 +234,9 @@ impl KafkaPublisher {
                 }) => {}
                 Err(error) => return Err(error.into()),
             }
-            partitions = existing_partitions(&client, topic).await?;
+            let wait = Duration::from_millis(self.config.topic_ready_timeout_ms);
+            partitions =
+                Some(wait_until_listed(topic, wait, || existing_partitions(&client, topic)).await?);
         }
         let count = partitions.ok_or_else(|| {
             KafkaError::Config(format!(
@@ -246,6 +272,39 @@ async fn existing_partitions(client: &Client, topic: &str) -> Result<Option<usiz
         .find(|listed| listed.name == topic)
         .map(|listed| listed.partitions.len())
         .filter(|count| *count > 0))
+}
+
+/// Reads the topic's metadata until it lists the topic with partitions, for at most `wait`:
+/// right after a creation the broker may not list it yet, or list it without partitions.
+async fn wait_until_listed<F, Fut>(
+    topic: &str,
+    wait: Duration,
+    mut list: F,
+) -> Result<usize, KafkaError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<usize>, KafkaError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let last_seen = match list().await {
+            Ok(Some(count)) => return Ok(count),
+            Ok(None) => "not listed, or listed without partitions".to_owned(),
+            // A broker still settling the new topic may fail the metadata call itself.
+            Err(error) => error.to_string(),
+        };
+        let waited = started.elapsed();
+        if waited >= wait {
+            return Err(KafkaError::TopicNotReady {
+                topic: topic.to_owned(),
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                last_seen,
+            });
+        }
+        tokio::time::sleep(pause.min(wait - waited)).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
 }
 
 /// The partition of a key: FNV-1a (32 bits) modulo the partition count.
@@ -391,6 +450,36 @@ mod tests {
             .map(|i| partition_of(format!("user-{i}").as_bytes(), 6))
             .collect();
         assert_eq!(used.len(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_created_topic_is_awaited_until_the_broker_lists_it() {
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let listed = wait_until_listed("t", Duration::from_secs(5), || {
+            let read = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                match read {
+                    0 => Ok(None),
+                    1 => Err(KafkaError::Timeout(1)),
+                    _ => Ok(Some(3)),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(listed, 3);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_topic_never_listed_names_the_real_cause_after_the_wait() {
+        let error = wait_until_listed("events", Duration::from_secs(2), || async { Ok(None) })
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, KafkaError::TopicNotReady { .. }), "{text}");
+        assert!(text.contains("events was created"), "{text}");
+        assert!(!text.contains("create_topic is off"), "{text}");
     }
 
     #[test]
