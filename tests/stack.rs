@@ -45,14 +45,22 @@ fn served_by(headers: &awc::http::header::HeaderMap) -> String {
 /// Runs `deploy/local/stack.sh args…` with this process's environment (which `deploy/local/
 /// test.sh` fills with the stack's ports and folders) and returns its standard output.
 pub fn stack_script(args: &[&str]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/stack.sh");
+    deploy_script("stack.sh", args)
+}
+
+/// Runs `deploy/local/<script> args…` (e.g. `cassandra.sh kill-node 1`) as [`stack_script`]
+/// does, and returns its standard output.
+pub fn deploy_script(script: &str, args: &[&str]) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/local")
+        .join(script);
     let output = Command::new("bash")
-        .arg(script)
+        .arg(path)
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
         .unwrap();
-    assert!(output.status.success(), "stack.sh {args:?} failed");
+    assert!(output.status.success(), "{script} {args:?} failed");
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -277,8 +285,11 @@ impl Chatter {
                     self.socket = Some(socket);
                     self.served_by = served_by;
                     self.reconnects += 1;
+                    // A client that holds no message of the chat may not have opened it yet
+                    // (its first send failed): syncing would be `unknown_chat`, so it only
+                    // resends; `catch_up` syncs the whole chat at the end.
                     let after = self.last_id();
-                    if self.sync(after).await.is_ok() {
+                    if self.have.is_empty() || self.sync(after).await.is_ok() {
                         return;
                     }
                 }

@@ -49,6 +49,11 @@
 #   CASSANDRA_HEAP_MIN       initial heap, -Xms (default 256M, at most CASSANDRA_HEAP): the heap
 #                            grows on demand: an idle node measured 0.7-1.0 GB RSS instead of 1.5
 #   CASSANDRA_PROCESSORS     -Dcassandra.available_processors (default 2)
+#   CASSANDRA_COMMITLOG_SYNC batch (default), group or periodic. `periodic` acknowledges writes
+#                            before they are replayable: a SIGKILLed node loses the last ~100 ms
+#                            of acknowledged writes (docs/deploy.md, "Durability")
+#   CASSANDRA_COMMITLOG_GROUP_WINDOW  the window of `group` sync (default 10ms)
+#   CASSANDRA_PAXOS_VARIANT  v2 (default; one round trip fewer per lightweight transaction) or v1
 #   CASSANDRA_JVM_OPTS       extra JVM options for the nodes (word-split)
 #   CASSANDRA_START_TIMEOUT  seconds `start` waits for each node (default 180)
 #   CASSANDRA_STOP_TIMEOUT   seconds before SIGKILL follows SIGTERM (default 60)
@@ -68,6 +73,9 @@ cache=$cache_root/cassandra-$version
 lib=$cache/lib
 home=${CHAT_CASSANDRA_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/chat-message-service/cassandra}
 cql_port=${CASSANDRA_PORT:-9042}
+commitlog_sync=${CASSANDRA_COMMITLOG_SYNC:-batch}
+commitlog_group_window=${CASSANDRA_COMMITLOG_GROUP_WINDOW:-10ms}
+paxos_variant=${CASSANDRA_PAXOS_VARIANT:-v2}
 storage_port=${CASSANDRA_STORAGE_PORT:-7000}
 jmx_base=${CASSANDRA_JMX_PORT:-7199}
 processors=${CASSANDRA_PROCESSORS:-2}
@@ -212,8 +220,11 @@ log_since() {
     tail -c "+$((off + 1))" "$log"
 }
 
+# (grep reads the whole log, never -q: with pipefail, a grep that quits at the first match
+# kills the writer with SIGPIPE once the rest of a large log no longer fits the pipe, and a
+# node that serves CQL would count as not ready.)
 cql_logged() {
-    log_since "$1" | grep -qF "Starting listening for CQL clients on /$(node_ip "$1"):$cql_port"
+    log_since "$1" | grep -F -- "Starting listening for CQL clients on /$(node_ip "$1"):$cql_port" >/dev/null
 }
 
 # Number of the N-1 peers that node I currently sees as UP: for each peer J, node I must have
@@ -251,8 +262,19 @@ show_logs() {
 # ---------------------------------------------------------------------------------------------
 # Node configuration and JVM.
 
+# The commit log's sync settings for cassandra.yaml.
+commitlog_sync_settings() {
+    case $commitlog_sync in
+        batch) echo "commitlog_sync: batch" ;;
+        group) printf 'commitlog_sync: group\ncommitlog_sync_group_window: %s\n' "$commitlog_group_window" ;;
+        periodic) printf 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n' ;;
+        *) die "CASSANDRA_COMMITLOG_SYNC must be batch, group or periodic, not '$commitlog_sync'" ;;
+    esac
+}
+
 write_node_config() {
     local i=$1 n=$2 dir ip heap mem
+    commitlog_sync_settings >/dev/null # refuses an unknown mode here, not inside the heredoc
     dir=$(node_dir "$i")
     ip=$(node_ip "$i")
     heap=${CASSANDRA_HEAP:-$(default_heap "$n")}
@@ -286,8 +308,11 @@ commitlog_directory: $dir/commitlog
 hints_directory: $dir/hints
 saved_caches_directory: $dir/saved_caches
 cdc_raw_directory: $dir/cdc_raw
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# An acknowledged write must survive a crash of the process: with \`periodic\` sync, Cassandra
+# acknowledges a write once it is in the commit log's mmapped segment, but replay stops at the
+# last sync marker (written every 100 ms, fsynced every period), so a SIGKILL loses the writes
+# behind it. \`batch\` and \`group\` acknowledge only after the marker and an fsync.
+$(commitlog_sync_settings)
 commitlog_segment_size: 16MiB
 commitlog_total_space: 256MiB
 
@@ -315,6 +340,9 @@ cas_contention_timeout: 5000ms
 truncate_request_timeout: 60000ms
 # request_timeout stays at its default (10 s): a draining node waits up to that long for the
 # callbacks to peers that are gone.
+
+# Paxos v2: fewer round trips and writes per lightweight transaction (the send path's claim).
+paxos_variant: $paxos_variant
 
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
@@ -505,7 +533,7 @@ stop_nodes() {
                     say "node $i (pid $p) did not stop within ${stop_timeout} s: SIGKILL"
                     kill -KILL "$p" 2>/dev/null || true
                     deadline=$((SECONDS + 10))
-                elif log_since "$i" "$(cat "$(node_dir "$i")/stop.offset")" | grep -qF "Cassandra shutdown complete"; then
+                elif log_since "$i" "$(cat "$(node_dir "$i")/stop.offset")" | grep -F -- "Cassandra shutdown complete" >/dev/null; then
                     sleep 0.5
                     kill -KILL "$p" 2>/dev/null || true
                 fi

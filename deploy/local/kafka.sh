@@ -266,7 +266,7 @@ log_since() {
     tail -c "+$((off + 1))" "$log"
 }
 
-started_logged() { log_since | grep -qF "Kafka Server started"; }
+started_logged() { log_since | grep -F -- "Kafka Server started" >/dev/null; }
 
 show_logs() {
     if [[ -s $home/output.log ]]; then

@@ -4,6 +4,8 @@
 //! Tests that stop or kill instances take turns (and restore the stack when they end).
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
+mod cassandra_crash;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::LazyLock;

@@ -35,6 +35,7 @@ async fn sends_are_acknowledged_while_kafka_is_down_and_every_event_arrives_afte
         ("kafka.request_timeout_ms", "2000"),
         ("relay.interval_ms", "50"),
         ("relay.max_backoff_ms", "1000"),
+        ("relay.backlog_interval_ms", "100"),
     ])
     .await;
     let (alice, bob) = (user(), user());

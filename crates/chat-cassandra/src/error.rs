@@ -46,26 +46,6 @@ impl From<cdrs_tokio::error::Error> for CassandraError {
 }
 
 impl CassandraError {
-    /// Whether a logged batch may have stalled on its batchlog rather than failed: the request
-    /// timed out, or the server says the batchlog write timed out. Until the failure detector
-    /// convicts a crashed node (~20 s), coordinators keep choosing it as a batchlog replica.
-    pub(crate) fn is_batchlog_stall(&self) -> bool {
-        match self {
-            Self::Timeout(_) => true,
-            Self::Driver(error) => matches!(
-                error.as_ref(),
-                cdrs_tokio::error::Error::Server { body, .. }
-                    if matches!(
-                        &body.ty,
-                        cdrs_tokio::frame::message_error::ErrorType::WriteTimeout(timeout)
-                            if timeout.write_type
-                                == cdrs_tokio::frame::message_error::WriteType::BatchLog
-                    )
-            ),
-            _ => false,
-        }
-    }
-
     /// Whether the driver lost its connections (as opposed to a server's answer or a
     /// timeout): the session then needs replacing, see [`crate::session::Db`].
     pub(crate) fn is_lost_connection(&self) -> bool {

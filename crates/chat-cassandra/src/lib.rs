@@ -37,8 +37,9 @@
 //! - **No node targeting**: schema changes and the schema-agreement check go through a session
 //!   pinned to one node, so `system.local` and `system.peers` are read from the same one.
 //!
-//! On a ring, a logged batch stalls while a crashed node is not yet convicted (it is chosen for
-//! the batchlog); the store then writes the rows one by one ([`CassandraStore::batch_fallbacks`]).
+//! A send writes no logged batch: on a ring a logged batch stalls while a crashed node is not
+//! yet convicted (it is chosen for the batchlog), and the claim already makes the write
+//! resumable (see [`store`]).
 //! `tests/ring.rs` proves these on a 3-node ring (`--features ring-tests`).
 #![forbid(unsafe_code)]
 

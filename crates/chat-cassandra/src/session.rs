@@ -14,6 +14,7 @@ use cdrs_tokio::cluster::{
 };
 use cdrs_tokio::consistency::Consistency;
 use cdrs_tokio::frame::Version;
+use cdrs_tokio::frame::message_batch::BatchType;
 use cdrs_tokio::load_balancing::node_distance_evaluator::TopologyAwareNodeDistanceEvaluator;
 use cdrs_tokio::load_balancing::{LoadBalancingStrategy, QueryPlan, Request};
 use cdrs_tokio::query::{BatchQueryBuilder, PreparedQuery, QueryValues};
@@ -451,7 +452,30 @@ impl Db {
         &self,
         statements: Vec<(&PreparedQuery, QueryValues)>,
     ) -> Result<(), CassandraError> {
-        let mut batch = BatchQueryBuilder::new().with_consistency(self.inner.consistency);
+        self.batch(BatchType::Logged, statements).await
+    }
+
+    /// Runs prepared statements that all write **one partition** as one unlogged batch: one
+    /// request and one mutation, applied atomically by the partition's replicas without a
+    /// batchlog. (Across partitions an unlogged batch is neither atomic nor cheaper.)
+    ///
+    /// # Errors
+    /// [`CassandraError`] from the server or the timeout.
+    pub async fn partition_batch(
+        &self,
+        statements: Vec<(&PreparedQuery, QueryValues)>,
+    ) -> Result<(), CassandraError> {
+        self.batch(BatchType::Unlogged, statements).await
+    }
+
+    async fn batch(
+        &self,
+        kind: BatchType,
+        statements: Vec<(&PreparedQuery, QueryValues)>,
+    ) -> Result<(), CassandraError> {
+        let mut batch = BatchQueryBuilder::new()
+            .with_batch_type(kind)
+            .with_consistency(self.inner.consistency);
         for (statement, values) in statements {
             batch = batch.add_query_prepared(statement, values);
         }

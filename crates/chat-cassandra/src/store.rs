@@ -1,16 +1,21 @@
 //! [`MessageStore`] and [`Outbox`] over Cassandra.
 //!
 //! - `append`: a lightweight transaction claims `(chat, sender, client_msg_id)` in
-//!   `message_dedup` (with a copy of the message and its event), then one logged batch writes
-//!   the message, its outbox event and the outbox index. Concurrent resends on any instance
-//!   agree through the transaction on one message; a resend that finds the claim but not the
-//!   message (the first attempt died between the two steps) finishes that write unchanged.
+//!   `message_dedup` (with a copy of the message and its event), then the message row and its
+//!   outbox row are written in parallel, as plain single-partition inserts (no logged batch:
+//!   the claim is already the durable record of the whole write). Concurrent resends on any
+//!   instance agree through the transaction on one message; a resend that finds the claim
+//!   rewrites both rows from the claim's copy (idempotent upserts), so a write cut short by a
+//!   crash or an error is finished by the sender's resend. A resend may therefore publish the
+//!   event again, always with its original `event_id`.
+//! - The outbox index row `(shard, bucket)` is written once per bucket by each store, not once
+//!   per message; relayed events are deleted with one single-partition batch per outbox
+//!   partition.
 //! - History pages use Cassandra's own paging: page size = the requested limit, and the
 //!   driver's paging state (prefixed with a version, the chat and the query it belongs to) is
 //!   the [`PageStart::Resume`] continuation.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +45,9 @@ const BUCKET_MILLIS: i64 = 60_000;
 /// An outbox bucket this much older than now gets no more writes (it is dropped from the index
 /// once empty). Instances' clocks must agree to better than this.
 const BUCKET_SETTLE_MILLIS: i64 = 10 * 60_000;
+
+/// Relayed events deleted per single-partition batch (one delete is ~50 bytes).
+const DELETES_PER_BATCH: usize = 64;
 
 /// The format of this adapter's [`PageStart::Resume`] state.
 const RESUME_VERSION: u8 = 1;
@@ -86,14 +94,11 @@ pub struct CassandraStore {
     relay_id: Uuid,
     lease_time: Duration,
     leases: Mutex<HashMap<i32, Lease>>,
-    /// Appends whose logged batch stalled and whose rows were written one by one.
-    batch_fallbacks: AtomicU64,
-    /// When that was last logged (at most one warning per [`FALLBACK_LOG_PAUSE`]).
-    fallback_logged: Mutex<Option<Instant>>,
+    /// The outbox index rows `(shard, bucket)` this store has written: each is written once,
+    /// not with every message (the relay drops an index row only once its bucket has settled,
+    /// long after any write to it). Pruned to the recent buckets.
+    indexed_buckets: Mutex<HashSet<(i32, i64)>>,
 }
-
-/// The least time between two warnings about stalled batches.
-const FALLBACK_LOG_PAUSE: Duration = Duration::from_secs(5);
 
 impl CassandraStore {
     /// Prepares every statement on `db` (whose session uses the service's keyspace).
@@ -199,20 +204,18 @@ impl CassandraStore {
             relay_id: Uuid::new_v4(),
             lease_time: Duration::from_secs(u64::from(config.outbox_lease_secs.max(2))),
             leases: Mutex::new(HashMap::new()),
-            batch_fallbacks: AtomicU64::new(0),
-            fallback_logged: Mutex::new(None),
+            indexed_buckets: Mutex::new(HashSet::new()),
         })
     }
 
-    /// Writes the message, its event and the outbox index in one logged batch. Idempotent:
-    /// `seen_at` is not among the columns written, so a rewrite never clears it.
+    /// Writes the message row and its outbox row (and the outbox index row, once per bucket)
+    /// in parallel, as plain inserts. Idempotent: `seen_at` is not among the columns written, so
+    /// a rewrite never clears it, and a rewritten outbox row carries the same `event_id`.
     ///
-    /// When the batch stalls on its batchlog (a crashed node not yet convicted by the failure
-    /// detector: on a 3-node ring every coordinator picks it for the batchlog, so for ~20 s no
-    /// logged batch completes), the rows are written one by one instead: the outbox rows first,
-    /// the message last. The claim in `message_dedup` already holds a copy of both, so a write
-    /// cut short here is finished by the sender's resend, and "message row present" still means
-    /// "outbox rows present", which is what `append` checks on a resend.
+    /// Not atomic across the rows: when this fails half-way the caller gets the error (no ack),
+    /// and the claim in `message_dedup` holds a copy of both rows for the resend to rewrite.
+    /// A logged batch would make the pair atomic at the price of a batchlog write and delete
+    /// per message (and stalled for ~20 s on a ring whenever a node died): docs/decisions.md.
     async fn write(
         &self,
         message: &StoredMessage,
@@ -221,63 +224,47 @@ impl CassandraStore {
         let s = &self.statements;
         let bucket = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS);
         let shard = self.shard_of(event.event_id);
-        let event_json = encode(event)?;
-        let outbox_values = || {
-            query_values!(
-                bucket,
-                shard,
-                *event.event_id.as_uuid(),
-                Blob::from(event_json.clone())
+        let outbox = query_values!(
+            bucket,
+            shard,
+            *event.event_id.as_uuid(),
+            Blob::from(encode(event, "outbox")?)
+        );
+        let (message_written, outbox_written, indexed) = tokio::join!(
+            self.db
+                .run(&s.insert_message, message_values(message), true),
+            self.db.run(&s.insert_outbox, outbox, true),
+            self.index_bucket(shard, bucket),
+        );
+        message_written?;
+        outbox_written?;
+        indexed
+    }
+
+    /// Writes the outbox index row `(shard, bucket)` unless this store already did.
+    async fn index_bucket(&self, shard: i32, bucket: i64) -> Result<(), CassandraError> {
+        if self.indexed().contains(&(shard, bucket)) {
+            return Ok(());
+        }
+        self.db
+            .run(
+                &self.statements.insert_outbox_bucket,
+                query_values!(shard, bucket),
+                true,
             )
-        };
-        let batch = self
-            .db
-            .logged_batch(vec![
-                (&s.insert_message, message_values(message)),
-                (&s.insert_outbox, outbox_values()),
-                (&s.insert_outbox_bucket, query_values!(shard, bucket)),
-            ])
-            .await;
-        match batch {
-            Err(error) if error.is_batchlog_stall() => {
-                self.count_fallback(&error);
-                let (outbox, index) = tokio::join!(
-                    self.db.run(&s.insert_outbox, outbox_values(), true),
-                    self.db
-                        .run(&s.insert_outbox_bucket, query_values!(shard, bucket), true),
-                );
-                outbox?;
-                index?;
-                self.db
-                    .run(&s.insert_message, message_values(message), true)
-                    .await?;
-                Ok(())
-            }
-            other => other,
-        }
+            .await?;
+        let mut indexed = self.indexed();
+        // Only the current minute and its neighbours are ever written to.
+        indexed.retain(|(_, written)| (bucket - 2..=bucket + 2).contains(written));
+        indexed.insert((shard, bucket));
+        Ok(())
     }
 
-    fn count_fallback(&self, error: &CassandraError) {
-        let fallbacks = self.batch_fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut logged = self
-            .fallback_logged
+    fn indexed(&self) -> std::sync::MutexGuard<'_, HashSet<(i32, i64)>> {
+        // Single inserts and retains: a poisoned set is still consistent.
+        self.indexed_buckets
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if logged.is_none_or(|at| at.elapsed() >= FALLBACK_LOG_PAUSE) {
-            *logged = Some(Instant::now());
-            tracing::warn!(
-                %error,
-                fallbacks,
-                "cassandra: logged batches stall (a node down, not yet convicted?); \
-                 writing rows one by one"
-            );
-        }
-    }
-
-    /// How many appends so far found their logged batch stalled and wrote their rows one by
-    /// one (see `write`): a metric for operators, `chat_cassandra_batch_fallbacks_total`.
-    pub fn batch_fallbacks(&self) -> u64 {
-        self.batch_fallbacks.load(Ordering::Relaxed)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn shard_of(&self, event: EventId) -> i32 {
@@ -375,8 +362,8 @@ impl MessageStore for CassandraStore {
             *message.sender_id.as_uuid(),
             message.client_msg_id.as_str().to_owned(),
             *message.id.as_uuid(),
-            Blob::from(encode(message)?),
-            Blob::from(encode(event)?),
+            Blob::from(encode(message, DEDUP)?),
+            Blob::from(encode(event, DEDUP)?),
             self.dedup_ttl_secs
         );
         let (claimed, existing) = self
@@ -388,21 +375,15 @@ impl MessageStore for CassandraStore {
             return Ok(Appended::Stored);
         }
         let existing = existing.ok_or_else(|| CassandraError::BadRow {
-            table: "message_dedup",
+            table: DEDUP,
             reason: "no existing row".to_owned(),
         })?;
-        let original: StoredMessage = decode(get::<Blob>(&existing, "message", "message_dedup")?)?;
-        if self
-            .read_one(original.chat_id, original.id)
-            .await?
-            .is_none()
-        {
-            // The first attempt claimed the id but died before its batch: finish it as it was.
-            let original_event: NewMessageEvent =
-                decode(get::<Blob>(&existing, "event", "message_dedup")?)?;
-            self.write(&original, &original_event).await?;
-            tracing::info!(message = %original.id, "completed a half-written message on resend");
-        }
+        let original: StoredMessage = decode(get::<Blob>(&existing, "message", DEDUP)?, DEDUP)?;
+        let original_event: NewMessageEvent =
+            decode(get::<Blob>(&existing, "event", DEDUP)?, DEDUP)?;
+        // The first attempt may have died between its claim and its rows (it was then never
+        // acknowledged): rewrite both as they were. Plain upserts; the event keeps its id.
+        self.write(&original, &original_event).await?;
         // The stored row may have been seen since; return it as it is now.
         let current = self.read_one(original.chat_id, original.id).await?;
         Ok(Appended::Duplicate(current.unwrap_or(original)))
@@ -553,7 +534,8 @@ impl Outbox for CassandraStore {
                     continue;
                 }
                 for row in &rows {
-                    let event: NewMessageEvent = decode(get::<Blob>(row, "event", "outbox")?)?;
+                    let event: NewMessageEvent =
+                        decode(get::<Blob>(row, "event", "outbox")?, "outbox")?;
                     self.locations().insert(event.event_id, (bucket, shard));
                     events.push(event);
                 }
@@ -563,20 +545,55 @@ impl Outbox for CassandraStore {
     }
 
     async fn remove(&self, ids: &[EventId]) -> chat_domain::Result<()> {
-        for id in ids {
-            let Some((bucket, shard)) = self.locations().get(id).copied() else {
-                continue;
-            };
-            self.db
-                .run(
-                    &self.statements.delete_event,
-                    query_values!(bucket, shard, *id.as_uuid()),
-                    true,
-                )
-                .await?;
-            self.locations().remove(id);
+        // One single-partition batch of deletes per outbox partition, the partitions in
+        // parallel: a round of `relay.batch` events costs a few requests, not one per event.
+        let mut by_partition: BTreeMap<(i64, i32), Vec<EventId>> = BTreeMap::new();
+        {
+            let locations = self.locations();
+            for id in ids {
+                if let Some(partition) = locations.get(id) {
+                    by_partition.entry(*partition).or_default().push(*id);
+                }
+            }
         }
-        Ok(())
+        // Batches stay far below Cassandra's batch size warning (5 KiB).
+        let chunks: Vec<((i64, i32), &[EventId])> = by_partition
+            .iter()
+            .flat_map(|(partition, events)| {
+                events
+                    .chunks(DELETES_PER_BATCH)
+                    .map(move |chunk| (*partition, chunk))
+            })
+            .collect();
+        let deletes = chunks.iter().map(|((bucket, shard), events)| {
+            let statements = events
+                .iter()
+                .map(|id| {
+                    (
+                        &self.statements.delete_event,
+                        query_values!(*bucket, *shard, *id.as_uuid()),
+                    )
+                })
+                .collect();
+            self.db.partition_batch(statements)
+        });
+        let results = futures_util::future::join_all(deletes).await;
+        let mut locations = self.locations();
+        let mut first_error = None;
+        for (result, (_, events)) in results.into_iter().zip(&chunks) {
+            match result {
+                Ok(()) => events.iter().for_each(|id| {
+                    locations.remove(id);
+                }),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
     }
 
     async fn release(&self) -> chat_domain::Result<()> {
@@ -717,16 +734,24 @@ fn millis(at: OffsetDateTime) -> i64 {
     chat_domain::model::millis(at)
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CassandraError> {
+/// The table of claims.
+const DEDUP: &str = "message_dedup";
+
+/// A value as the JSON blob stored in `table`.
+fn encode<T: serde::Serialize>(value: &T, table: &'static str) -> Result<Vec<u8>, CassandraError> {
     serde_json::to_vec(value).map_err(|error| CassandraError::BadRow {
-        table: "message_dedup",
+        table,
         reason: format!("encoding: {error}"),
     })
 }
 
-fn decode<T: serde::de::DeserializeOwned>(blob: Blob) -> Result<T, CassandraError> {
+/// A JSON blob read from `table`.
+fn decode<T: serde::de::DeserializeOwned>(
+    blob: Blob,
+    table: &'static str,
+) -> Result<T, CassandraError> {
     serde_json::from_slice(&blob.into_vec()).map_err(|error| CassandraError::BadRow {
-        table: "message_dedup",
+        table,
         reason: format!("decoding: {error}"),
     })
 }

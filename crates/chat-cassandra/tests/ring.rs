@@ -266,13 +266,6 @@ async fn writes_survive(fault: Fault, config: CassandraConfig) {
         all.push(writer.await.unwrap());
     }
 
-    // Until the failure detector convicts node 1 (~20 s), every coordinator still picks it to
-    // hold the batchlog, so logged batches stall: the store wrote those messages row by row.
-    assert!(
-        fixture.store.batch_fallbacks() > 0,
-        "no logged batch stalled with node 1 just gone"
-    );
-
     // With node 1 still down, every acknowledged message is there, once, in order; the first
     // reader to mark one seen wins (a lightweight transaction needs a quorum too).
     assert_every_acked_message_is_stored_once(&fixture, &all).await;
@@ -303,9 +296,8 @@ async fn writes_survive(fault: Fault, config: CassandraConfig) {
     let total: usize = all.iter().map(|acked| acked.ids.len()).sum();
     let stall = all.iter().map(|acked| acked.longest_stall).max().unwrap();
     eprintln!(
-        "{total} messages acknowledged, {errors} failed attempts sent again, {} written row by \
-         row; the longest a message waited for its ack: {stall:?}",
-        fixture.store.batch_fallbacks()
+        "{total} messages acknowledged, {errors} failed attempts sent again; the longest a \
+         message waited for its ack: {stall:?}"
     );
 }
 

@@ -328,6 +328,73 @@ async fn a_resend_finishes_a_write_that_died_after_its_claim() {
 }
 
 #[tokio::test]
+async fn a_resend_publishes_the_event_of_a_write_whose_outbox_row_was_lost() {
+    let f = Fixture::new().await;
+    let (alice, bob) = (user(), user());
+    let chat = chat_of(alice, bob);
+    let (message, event) = f.message(chat, alice, bob, "lost-event", "message row only");
+    // A first attempt whose claim and message row landed, and whose outbox row did not (the
+    // two rows are written in parallel; the attempt failed, so it was never acknowledged).
+    let claim = f
+        .db
+        .prepare(
+            "INSERT INTO message_dedup (chat_id, sender_id, client_msg_id, message_id, message, event) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .await
+        .unwrap();
+    f.db.run(
+        &claim,
+        query_values!(
+            *chat.as_uuid(),
+            *alice.as_uuid(),
+            "lost-event".to_owned(),
+            *message.id.as_uuid(),
+            Blob::from(serde_json::to_vec(&message).unwrap()),
+            Blob::from(serde_json::to_vec(&event).unwrap())
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    let row =
+        f.db.prepare(
+            "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, recipient_id, kind, \
+             content, digest, client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .await
+        .unwrap();
+    f.db.run(
+        &row,
+        query_values!(
+            *chat.as_uuid(),
+            time::PrimitiveDateTime::new(message.timestamp.date(), message.timestamp.time()),
+            *message.id.as_uuid(),
+            *alice.as_uuid(),
+            *bob.as_uuid(),
+            message.kind.as_str().to_owned(),
+            Blob::from(message.content.0.clone()),
+            Blob::from(message.digest.0.clone()),
+            "lost-event".to_owned()
+        ),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(f.store.pending(10).await.unwrap().is_empty());
+
+    let (retry, retry_event) = f.message(chat, alice, bob, "lost-event", "message row only");
+    let outcome = f.store.append(&retry, &retry_event).await.unwrap();
+    assert_eq!(outcome, Appended::Duplicate(message.clone()));
+    let pending = f.store.pending(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        vec![event.event_id],
+        "the original event, published after the resend"
+    );
+}
+
+#[tokio::test]
 async fn mark_seen_sets_the_exact_row_once() {
     let f = Fixture::new().await;
     let (alice, bob) = (user(), user());

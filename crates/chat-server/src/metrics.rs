@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use chat_cassandra::CassandraStore;
 use chat_redis::RedisHealth;
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -38,10 +37,7 @@ pub struct Metrics {
     pub redis_failures: IntCounter,
     /// Live events from other instances dropped before reaching local sockets.
     pub redis_lost_live_events: IntCounter,
-    /// Appends whose Cassandra logged batch stalled and whose rows were written one by one.
-    pub cassandra_batch_fallbacks: IntCounter,
     redis: OnceLock<Arc<RedisHealth>>,
-    cassandra: OnceLock<Arc<CassandraStore>>,
 }
 
 impl Metrics {
@@ -106,12 +102,6 @@ impl Metrics {
             "chat_redis_lost_live_events_total",
             "Live events from other instances dropped (pub/sub buffer overflow)",
         )?;
-        let cassandra_batch_fallbacks = IntCounter::new(
-            "chat_cassandra_batch_fallbacks_total",
-            "Appends whose logged batch stalled (a Cassandra node down, not yet convicted) and \
-             whose rows were written one by one",
-        )?;
-        registry.register(Box::new(cassandra_batch_fallbacks.clone()))?;
         registry.register(Box::new(redis_degraded.clone()))?;
         registry.register(Box::new(redis_failures.clone()))?;
         registry.register(Box::new(redis_lost_live_events.clone()))?;
@@ -140,9 +130,7 @@ impl Metrics {
             redis_degraded,
             redis_failures,
             redis_lost_live_events,
-            cassandra_batch_fallbacks,
             redis: OnceLock::new(),
-            cassandra: OnceLock::new(),
         })
     }
 
@@ -153,20 +141,8 @@ impl Metrics {
         }
     }
 
-    /// Reports the Cassandra store's counters in the `chat_cassandra_*` metrics from now on.
-    pub fn watch_cassandra(&self, store: Arc<CassandraStore>) {
-        if self.cassandra.set(store).is_err() {
-            tracing::debug!("the cassandra store is already watched");
-        }
-    }
-
     /// Copies the adapters' own counters into the registry.
     fn sync_adapters(&self) {
-        if let Some(store) = self.cassandra.get() {
-            let fallbacks = store.batch_fallbacks();
-            self.cassandra_batch_fallbacks
-                .inc_by(fallbacks.saturating_sub(self.cassandra_batch_fallbacks.get()));
-        }
         if let Some(health) = self.redis.get() {
             self.redis_degraded.set(i64::from(health.is_degraded()));
             let failures = health.failures();

@@ -249,6 +249,10 @@ pub struct RelaySettings {
     pub interval_ms: u64,
     /// Longest pause after failures (the backoff doubles up to it).
     pub max_backoff_ms: u64,
+    /// How often the relay measures the outbox backlog for `chat_outbox_backlog`. Measuring
+    /// reads the whole outbox index (and counts rows on Cassandra), so it runs on its own
+    /// clock, never once per round.
+    pub backlog_interval_ms: u64,
 }
 
 /// Logging.

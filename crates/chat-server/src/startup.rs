@@ -79,9 +79,6 @@ impl Application {
         if let Some(redis) = &wiring.redis {
             metrics.watch_redis(redis.health());
         }
-        if let Some(cassandra) = &wiring.cassandra {
-            metrics.watch_cassandra(cassandra.clone());
-        }
         let redis = wiring.redis.clone();
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
@@ -251,7 +248,9 @@ async fn run_relay(
 ) {
     let idle = Duration::from_millis(settings.interval_ms);
     let max_backoff = Duration::from_millis(settings.max_backoff_ms);
+    let backlog_interval = Duration::from_millis(settings.backlog_interval_ms);
     let mut pause = idle;
+    let mut backlog_measured: Option<Instant> = None;
     loop {
         let stopping = shutdown.is_cancelled();
         match relay.relay_once().await {
@@ -266,10 +265,15 @@ async fn run_relay(
                 tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
             }
         }
-        if let Ok(backlog) = relay.backlog().await {
-            metrics
-                .outbox_backlog
-                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        // Counting the backlog reads the whole outbox: once per round made a 45 000-event
+        // backlog drain at ~250 events/s.
+        if backlog_measured.is_none_or(|at| at.elapsed() >= backlog_interval) {
+            backlog_measured = Some(Instant::now());
+            if let Ok(backlog) = relay.backlog().await {
+                metrics
+                    .outbox_backlog
+                    .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+            }
         }
         if stopping {
             if let Err(error) = relay.release().await {

@@ -23,8 +23,6 @@ pub struct Wiring {
     pub publisher: Arc<dyn EventPublisher>,
     /// The Redis clients, when an adapter uses Redis (for health, metrics and shutdown).
     pub redis: Option<RedisConnection>,
-    /// The Cassandra store, when it is the store (for metrics).
-    pub cassandra: Option<Arc<chat_cassandra::CassandraStore>>,
 }
 
 /// The three cache ports, served by one adapter.
@@ -58,7 +56,6 @@ pub async fn wire(
     if settings.migrate_on_start {
         migrate(settings).await?;
     }
-    let mut cassandra = None;
     let (store, chats, outbox): (
         Arc<dyn MessageStore>,
         Arc<dyn ChatDirectory>,
@@ -77,7 +74,6 @@ pub async fn wire(
                 "store: cassandra"
             );
             let store = Arc::new(store);
-            cassandra = Some(store.clone());
             (store.clone(), Arc::new(chats), store)
         }
     };
@@ -151,7 +147,6 @@ pub async fn wire(
         outbox,
         publisher,
         redis,
-        cassandra,
     })
 }
 
