@@ -81,7 +81,7 @@ async fn run_connection(
         max_frame_bytes: state.settings.websocket.max_frame_bytes,
         max_content_bytes: state.settings.limits.max_content_bytes,
     };
-    if queue.try_send(Outbound::Frame(ready)).is_err() {
+    if queue.try_send(Outbound::Frame(Box::new(ready))).is_err() {
         return;
     }
     let (signal, first_here) =
@@ -234,7 +234,11 @@ impl Reader<'_> {
         // Waiting here slows this client's reading down to its own writing speed, but only so
         // long: a client that stops reading is closed rather than held forever.
         let wait = self.state.settings.websocket.frame_timeout();
-        if let Err(error) = self.queue.send_timeout(Outbound::Frame(frame), wait).await {
+        if let Err(error) = self
+            .queue
+            .send_timeout(Outbound::Frame(Box::new(frame)), wait)
+            .await
+        {
             if matches!(error, mpsc::error::SendTimeoutError::Timeout(_)) {
                 self.state.metrics.slow_consumers.inc();
             }
@@ -343,8 +347,8 @@ async fn write_frames(
 ) {
     while let Some(outbound) = queued.recv().await {
         let frame = match outbound {
-            Outbound::Frame(frame) => frame,
-            Outbound::Live(event) => match live_frame(&service, event) {
+            Outbound::Frame(frame) => *frame,
+            Outbound::Live(event) => match live_frame(&service, &event) {
                 Some(frame) => frame,
                 None => continue,
             },
@@ -356,9 +360,9 @@ async fn write_frames(
     }
 }
 
-fn live_frame(service: &ChatService, event: LiveEvent) -> Option<ServerFrame> {
-    match event {
-        LiveEvent::Message { message, .. } => match service.open_message(&message) {
+fn live_frame(service: &ChatService, event: &LiveEvent) -> Option<ServerFrame> {
+    match *event {
+        LiveEvent::Message { ref message, .. } => match service.open_message(message) {
             Ok(message) => Some(ServerFrame::Message { message }),
             Err(error) => {
                 tracing::error!(%error, message = %message.id, "cannot open a live message");
