@@ -81,6 +81,10 @@ pub struct Args {
     /// Seconds the idle sockets stay open before the instance's memory is read again.
     #[arg(long, default_value_t = 10)]
     pub idle_seconds: u64,
+    /// Idle sockets per loopback source address (default: 90 % of the kernel's ephemeral
+    /// port range); more sockets than this spread over 127.0.0.2, .3, …
+    #[arg(long)]
+    pub idle_per_address: Option<usize>,
     /// Concurrent handshakes while opening idle sockets.
     #[arg(long, default_value_t = 64)]
     pub idle_handshakes: usize,

@@ -77,6 +77,7 @@ pub async fn run(
     sockets: usize,
     hold: Duration,
     handshakes: usize,
+    per_address: Option<usize>,
 ) -> Result<IdleResult, BenchError> {
     let instance = procs::instances()
         .into_iter()
@@ -99,7 +100,7 @@ pub async fn run(
             instance.number
         );
     }
-    let per_address = ports_per_address();
+    let per_address = per_address.unwrap_or_else(ports_per_address).max(1);
     let addresses = sockets.div_ceil(per_address).max(1);
     let dialers: Vec<Rc<Dialer>> = (0..addresses)
         .map(|i| {

@@ -130,6 +130,7 @@ async fn main() -> ExitCode {
                 args.idle_sockets,
                 Duration::from_secs(args.idle_seconds),
                 args.idle_handshakes,
+                args.idle_per_address,
             )
             .await
             .map(|idle| results.idle = Some(idle)),
