@@ -123,8 +123,10 @@ pub struct StepResult {
     pub event_lag: Latency,
     /// The loss check.
     pub loss: Loss,
-    /// `chat_outbox_backlog` of each instance at the end.
-    pub outbox_backlog: BTreeMap<String, i64>,
+    /// `chat_outbox_backlog` of each instance when the load stopped sending.
+    pub backlog_at_load_end: BTreeMap<String, i64>,
+    /// The same once the last event was seen in Kafka (or the settle time ran out).
+    pub backlog_after_settle: BTreeMap<String, i64>,
     /// CPU seconds per process from the first send to the last ack.
     pub cpu: Vec<CpuUse>,
 }
@@ -244,6 +246,7 @@ pub async fn run_step(
         let _ = driver.await;
     }
     let load_seconds = started.elapsed().as_secs_f64();
+    let backlog_at_load_end = outbox_backlog().await;
 
     // Settle: the last acks, then live deliveries (a few seconds at most), then Kafka.
     let settle_until = Instant::now() + settle;
@@ -269,7 +272,7 @@ pub async fn run_step(
     // The gauge is set after each relay round: two rounds after the last event, it counts
     // what is really left rather than a batch being deleted.
     tokio::time::sleep(Duration::from_millis(2 * stack.settings.relay.interval_ms)).await;
-    let outbox_backlog = outbox_backlog().await;
+    let backlog_after_settle = outbox_backlog().await;
     for closer in closers {
         let _ = closer.send(awc::ws::Message::Close(None));
     }
@@ -293,7 +296,8 @@ pub async fn run_step(
         delivery_cross: book.delivery_cross.summary(),
         event_lag: event_lag.summary(),
         loss,
-        outbox_backlog,
+        backlog_at_load_end,
+        backlog_after_settle,
         cpu,
     })
 }

@@ -87,7 +87,13 @@ async fn main() -> ExitCode {
     };
 
     let mut fixture: Option<Rc<Fixture>> = None;
-    for phase in args.phases.clone() {
+    // The store keyspace goes as soon as the last store phase is done: compacting its rows
+    // would otherwise load Cassandra during the e2e phases.
+    let last_store_phase = args
+        .phases
+        .iter()
+        .rposition(|phase| matches!(phase, Phase::Raw | Phase::Claim | Phase::Append));
+    for (index, phase) in args.phases.clone().into_iter().enumerate() {
         eprintln!("chat-bench: phase {phase:?}");
         let outcome = match phase {
             Phase::Raw => {
@@ -139,14 +145,15 @@ async fn main() -> ExitCode {
             eprintln!("chat-bench: phase {phase:?} failed: {error}");
             results.failures.push(format!("{phase:?}: {error}"));
         }
-    }
-    if let Some(fixture) = fixture
-        && let Err(error) = fixture.drop_keyspace().await
-    {
-        eprintln!(
-            "chat-bench: keyspace {} left behind: {error}",
-            fixture.keyspace()
-        );
+        if Some(index) == last_store_phase
+            && let Some(fixture) = fixture.take()
+            && let Err(error) = fixture.drop_keyspace().await
+        {
+            eprintln!(
+                "chat-bench: keyspace {} left behind: {error}",
+                fixture.keyspace()
+            );
+        }
     }
 
     results.compute_ratios();

@@ -183,18 +183,21 @@ impl Results {
             }
         }
         md.push_str("\n### Loss\n\n");
-        md.push_str("| load | sent | acked | unacked | resent | live | from history | **lost** | one event id | no event | 2+ event ids | repeated records | outbox backlog |\n");
-        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str("| load | sent | acked | unacked | resent | live | from history | **lost** | one event id | no event | 2+ event ids | repeated records | backlog at load end | backlog after settle |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for step in &self.e2e {
             let loss = &step.loss;
-            let backlog: Vec<String> = step
-                .outbox_backlog
-                .iter()
-                .map(|(instance, n)| format!("{instance}: {n}"))
-                .collect();
+            let backlog = |backlog: &std::collections::BTreeMap<String, i64>| {
+                // -1 marks an instance whose /metrics did not answer.
+                if backlog.values().any(|n| *n < 0) {
+                    "?".to_owned()
+                } else {
+                    backlog.values().sum::<i64>().to_string()
+                }
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
                 step.load.label(),
                 step.sent,
                 loss.acked,
@@ -207,7 +210,8 @@ impl Results {
                 loss.kafka_missing,
                 loss.kafka_conflicting,
                 loss.kafka_repeats,
-                backlog.join(", ")
+                backlog(&step.backlog_at_load_end),
+                backlog(&step.backlog_after_settle)
             );
         }
         md.push('\n');
