@@ -170,24 +170,35 @@ async fn main() -> ExitCode {
 /// Failure when a phase stopped with an error, or (the smoke run's promise) when any
 /// acknowledged message was lost or its event missing or doubled.
 fn verdict(results: &Results) -> ExitCode {
-    let lossy: Vec<String> = results
-        .e2e
-        .iter()
-        .filter(|step| !step.loss.is_clean())
-        .map(|step| format!("{}: {:?}", step.load.label(), step.loss))
-        .collect();
-    for step in &lossy {
-        eprintln!("chat-bench: LOSS in {step}");
+    let problems = problems(results);
+    for problem in &problems {
+        eprintln!("chat-bench: {problem}");
     }
-    let empty = results.smoke && results.e2e.iter().any(|step| step.loss.acked == 0);
-    if empty {
-        eprintln!("chat-bench: a smoke load acknowledged nothing");
-    }
-    if lossy.is_empty() && results.failures.is_empty() && !empty {
+    if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Everything that makes a run fail; speed never does.
+fn problems(results: &Results) -> Vec<String> {
+    let mut problems: Vec<String> = results
+        .e2e
+        .iter()
+        .filter(|step| !step.loss.is_clean())
+        .map(|step| format!("LOSS in {}: {:?}", step.load.label(), step.loss))
+        .collect();
+    if results.smoke && results.e2e.iter().any(|step| step.loss.acked == 0) {
+        problems.push("a smoke load acknowledged nothing".to_owned());
+    }
+    problems.extend(
+        results
+            .failures
+            .iter()
+            .map(|failure| format!("failed: {failure}")),
+    );
+    problems
 }
 
 async fn store_phase(
@@ -272,4 +283,85 @@ async fn e2e_phase(
         results.e2e.push(result);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e2e::{Load, Loss, StepResult};
+
+    fn step(loss: Loss) -> StepResult {
+        StepResult {
+            load: Load::Closed { pairs: 1 },
+            sent: loss.acked,
+            unacknowledged: 0,
+            resent: 0,
+            cross_pairs: 0,
+            seconds: 1.0,
+            acked_per_second: 1.0,
+            ack: Default::default(),
+            delivery_same: Default::default(),
+            delivery_cross: Default::default(),
+            event_lag: Default::default(),
+            loss,
+            backlog_at_load_end: Default::default(),
+            backlog_after_settle: Default::default(),
+            cpu: Vec::new(),
+        }
+    }
+
+    fn results(steps: Vec<StepResult>) -> Results {
+        Results {
+            started_at: String::new(),
+            command: String::new(),
+            smoke: true,
+            keyspace: None,
+            store: Vec::new(),
+            e2e: steps,
+            idle: None,
+            ratios: report::Ratios::default(),
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_lost_message_or_a_doubled_event_fails_the_run_a_repeated_record_does_not() {
+        let clean = Loss {
+            acked: 10,
+            delivered_live: 9,
+            from_history: 1,
+            kafka_ok: 10,
+            kafka_repeats: 3,
+            ..Loss::default()
+        };
+        assert!(problems(&results(vec![step(clean.clone())])).is_empty());
+        for lossy in [
+            Loss {
+                lost: 1,
+                ..clean.clone()
+            },
+            Loss {
+                kafka_missing: 1,
+                ..clean.clone()
+            },
+            Loss {
+                kafka_conflicting: 1,
+                ..clean.clone()
+            },
+        ] {
+            assert_eq!(problems(&results(vec![step(lossy)])).len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_smoke_load_that_acknowledged_nothing_fails() {
+        assert_eq!(problems(&results(vec![step(Loss::default())])).len(), 1);
+    }
+
+    #[test]
+    fn the_report_renders_with_nothing_measured() {
+        let empty = results(Vec::new());
+        assert!(empty.markdown().contains("Ratios"));
+        assert!(crate::svg::latency_chart(&empty.e2e).contains("not run"));
+    }
 }
