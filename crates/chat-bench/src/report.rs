@@ -145,11 +145,12 @@ impl Results {
             ratio(self.ratios.claim_raw),
             ratio(self.ratios.e2e_raw)
         );
-        if !self.e2e.is_empty() {
-            self.e2e_tables(&mut md);
-        }
+        // Idle first: the default order runs it before the e2e loads.
         if let Some(idle) = &self.idle {
             idle_table(&mut md, idle);
+        }
+        if !self.e2e.is_empty() {
+            self.e2e_tables(&mut md);
         }
         self.cpu_table(&mut md);
         md
@@ -222,11 +223,11 @@ impl Results {
         for result in &self.store {
             rows.push((result.phase.clone(), &result.cpu));
         }
-        for step in &self.e2e {
-            rows.push((format!("e2e {}", step.load.label()), &step.cpu));
-        }
         if let Some(idle) = &self.idle {
             rows.push(("idle".to_owned(), &idle.cpu));
+        }
+        for step in &self.e2e {
+            rows.push((format!("e2e {}", step.load.label()), &step.cpu));
         }
         let Some((_, first)) = rows.first() else {
             return;
