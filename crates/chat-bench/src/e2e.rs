@@ -111,7 +111,10 @@ pub struct StepResult {
     pub cross_pairs: usize,
     /// Seconds the load ran (first send to last send).
     pub seconds: f64,
-    /// Acknowledged messages per second.
+    /// Seconds from the first send to the last ack (past the load's end when a queue built up).
+    pub ack_seconds: f64,
+    /// Acknowledged messages per second, over `ack_seconds`: what the stack absorbed, which
+    /// for an open loop beyond capacity is less than the offered rate.
     pub acked_per_second: f64,
     /// Send → ack.
     pub ack: Latency,
@@ -149,6 +152,8 @@ struct Book {
     /// Message ids delivered live to their receiver.
     delivered: HashSet<String>,
     resent: u64,
+    /// When the last ack arrived.
+    last_ack: Option<Instant>,
     ack: Recorder,
     delivery_same: Recorder,
     delivery_cross: Recorder,
@@ -283,6 +288,10 @@ pub async fn run_step(
     let (loss, event_lag) = check(stack, &book, &watcher).await;
     watcher.stop();
     let acked = book.acked.len() as f64;
+    let ack_seconds = book
+        .last_ack
+        .map_or(load_seconds, |last| (last - started).as_secs_f64())
+        .max(load_seconds);
     Ok(StepResult {
         load,
         sent: book.sent.len() as u64,
@@ -290,7 +299,8 @@ pub async fn run_step(
         resent: book.resent,
         cross_pairs,
         seconds: load_seconds,
-        acked_per_second: acked / load_seconds.max(0.001),
+        ack_seconds,
+        acked_per_second: acked / ack_seconds.max(0.001),
         ack: book.ack.summary(),
         delivery_same: book.delivery_same.summary(),
         delivery_cross: book.delivery_cross.summary(),
@@ -414,6 +424,7 @@ async fn read_acks(
                     continue;
                 };
                 book.ack.record(now - sent_at);
+                book.last_ack = Some(now);
                 let acked = Acked {
                     message_id: message_id.to_owned(),
                     at: now,

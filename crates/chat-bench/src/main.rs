@@ -298,6 +298,7 @@ mod tests {
             resent: 0,
             cross_pairs: 0,
             seconds: 1.0,
+            ack_seconds: 1.0,
             acked_per_second: 1.0,
             ack: Default::default(),
             delivery_same: Default::default(),

@@ -159,6 +159,11 @@ impl Results {
     fn e2e_tables(&self, md: &mut String) {
         md.push_str("## End to end, through nginx over WebSocket\n\n");
         md.push_str(
+            "acked/s: acknowledged messages from the first send to the last ack (an open \
+             loop beyond capacity acknowledges less than it offers). Open-loop latency runs \
+             from the scheduled send time.\n\n",
+        );
+        md.push_str(
             "| load | acked/s | latency | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n",
         );
         md.push_str("|---|---|---|---|---|---|---|---|\n");
