@@ -73,7 +73,9 @@ pub struct Args {
     /// Seconds each end-to-end load runs.
     #[arg(long, default_value_t = 10)]
     pub e2e_seconds: u64,
-    /// Seconds to wait, after a load, for the last acks, deliveries and Kafka events.
+    /// Seconds to wait, after a load, for the last acks and deliveries; for its Kafka events,
+    /// the longest pause between two new ones (a lagging relay is waited for while it drains,
+    /// up to 5 minutes).
     #[arg(long, default_value_t = 30)]
     pub settle_seconds: u64,
 

@@ -31,6 +31,9 @@ use crate::ws::{Connection, Dialer};
 /// `client_msg_id`, as a client does (`docs/protocol.md`).
 const RESEND_PAUSE: Duration = Duration::from_millis(200);
 
+/// The longest wait for a load's events to reach Kafka, however steadily they come.
+const EVENTS_PATIENCE: Duration = Duration::from_secs(300);
+
 /// How long a closed-loop sender waits for one ack before giving up on its pair.
 const ACK_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -269,11 +272,7 @@ pub async fn run_step(
             .all(|acked| book.delivered.contains(&acked.message_id))
     })
     .await;
-    wait_until(settle_until, || {
-        let book = book.borrow();
-        watcher.has_all(book.acked.values().map(|acked| &acked.message_id))
-    })
-    .await;
+    wait_for_events(&book, &watcher, settle).await;
     // The gauge is set after each relay round: two rounds after the last event, it counts
     // what is really left rather than a batch being deleted.
     tokio::time::sleep(Duration::from_millis(2 * stack.settings.relay.interval_ms)).await;
@@ -324,6 +323,31 @@ async fn connect(dialer: &Dialer, url: &str, token: &str) -> Result<Connection, 
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
+    }
+}
+
+/// Waits until every acknowledged message's event is in Kafka, for as long as events keep
+/// arriving: a relay that lags (its backlog draining at its own pace) is waited for, one that
+/// made no progress for `stall` is not. [`EVENTS_PATIENCE`] bounds the whole wait.
+async fn wait_for_events(book: &RefCell<Book>, watcher: &Watcher, stall: Duration) {
+    let give_up = Instant::now() + EVENTS_PATIENCE;
+    let mut seen = 0;
+    let mut stalled_at = Instant::now() + stall;
+    loop {
+        let (now_seen, wanted) = {
+            let book = book.borrow();
+            let ids = book.acked.values().map(|acked| &acked.message_id);
+            (watcher.count_seen(ids), book.acked.len())
+        };
+        let now = Instant::now();
+        if now_seen >= wanted || now >= stalled_at || now >= give_up {
+            return;
+        }
+        if now_seen > seen {
+            seen = now_seen;
+            stalled_at = now + stall;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

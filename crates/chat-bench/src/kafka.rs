@@ -101,10 +101,10 @@ impl Watcher {
         self.seen.borrow().get(message_id).cloned()
     }
 
-    /// Whether every one of `message_ids` has been seen.
-    pub fn has_all<'a>(&self, mut message_ids: impl Iterator<Item = &'a String>) -> bool {
+    /// How many of `message_ids` have been seen.
+    pub fn count_seen<'a>(&self, message_ids: impl Iterator<Item = &'a String>) -> usize {
         let seen = self.seen.borrow();
-        message_ids.all(|id| seen.contains_key(id))
+        message_ids.filter(|id| seen.contains_key(*id)).count()
     }
 
     /// Stops reading.
