@@ -67,6 +67,7 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "building the tests"
 cargo test --workspace --locked --no-run
 cargo test -p chat-cassandra --features ring-tests --test ring --locked --no-run
+cargo build -p chat-bench --locked
 
 servers_home=${TEST_SERVERS_HOME:-$(mktemp -d -t chat-test-servers.XXXXXX)}
 export CHAT_CASSANDRA_HOME=$servers_home/cassandra
@@ -120,6 +121,10 @@ if [[ -n "${TEST_THREADS:-}" ]]; then
     test_args+=(--test-threads "$TEST_THREADS")
 fi
 cargo test --workspace --locked -- "${test_args[@]}"
+
+# Every benchmark phase, tiny, on the stack the tests used: fails on a lost message, never on speed.
+step "benchmark tool, smoke run (chat-bench --smoke)"
+"${CARGO_TARGET_DIR:-$repo/target}/debug/chat-bench" --smoke --out "$servers_home/chat-bench"
 
 step "browser test of the demo web client (tests/web/run.sh)"
 bash tests/web/run.sh

@@ -1,0 +1,334 @@
+//! The three store phases (raw insert, claim, append) on a keyspace of their own, created with
+//! the service's migrations and dropped at the end, with the stack's own Cassandra settings
+//! (consistency, pool size, timeouts) and content keys, so each row costs what the service's
+//! rows cost.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use cdrs_tokio::query::PreparedQuery;
+use cdrs_tokio::query_values;
+use cdrs_tokio::types::blob::Blob;
+use chat_cassandra::session::{Db, connect};
+use chat_cassandra::{CassandraConfig, CassandraStore};
+use chat_domain::{MessageIdGenerator, MessageStore, NewMessageEvent, StoredMessage, UserId};
+use time::{PrimitiveDateTime, UtcOffset};
+
+use crate::error::BenchError;
+use crate::latency::Recorder;
+
+/// The messages row, as `crates/chat-cassandra/src/store.rs` inserts it (`insert_message`).
+const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, \
+                              recipient_id, kind, content, digest, client_msg_id) \
+                              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The dedup claim, as `crates/chat-cassandra/src/store.rs` runs it (`claim`); a test below
+/// fails when the two drift apart.
+const CLAIM: &str = "INSERT INTO message_dedup \
+                     (chat_id, sender_id, client_msg_id, message_id, message, event) \
+                     VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?";
+
+/// How long the keyspace drop may take (it snapshots nothing, but it is a schema change).
+const DROP_TIMEOUT_MS: u64 = 60_000;
+
+/// A fresh keyspace with the service's schema, and what the phases write with.
+pub struct Fixture {
+    config: CassandraConfig,
+    db: Db,
+    store: CassandraStore,
+    insert_message: PreparedQuery,
+    claim: PreparedQuery,
+    cipher: chat_crypto::MessageCipher,
+    ids: MessageIdGenerator,
+    pairs: Vec<(UserId, UserId)>,
+    text: String,
+    dedup_ttl_secs: i32,
+}
+
+/// What one store phase did.
+pub struct Outcome {
+    /// Operations that succeeded.
+    pub done: u64,
+    /// Operations that failed (counted, not retried).
+    pub errors: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Latency of the successful ones.
+    pub latency: Recorder,
+    /// The first error, to show what went wrong.
+    pub first_error: Option<String>,
+}
+
+/// When a phase stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// After this many operations.
+    Count(u64),
+    /// After this long.
+    For(Duration),
+}
+
+impl Fixture {
+    /// Migrates keyspace `chat_bench_<random>` with `base`'s settings (contact points from
+    /// `CHAT_TEST_CASSANDRA` when set) and prepares the statements.
+    ///
+    /// # Errors
+    /// [`BenchError`] when Cassandra does not answer or the keys do not build a cipher.
+    pub async fn create(
+        base: &CassandraConfig,
+        crypto: &chat_crypto::CryptoConfig,
+        chats: usize,
+        text_bytes: usize,
+    ) -> Result<Self, BenchError> {
+        let mut config = base.clone();
+        config.keyspace = format!("chat_bench_{}", uuid::Uuid::new_v4().simple());
+        if let Ok(points) = std::env::var("CHAT_TEST_CASSANDRA") {
+            config.contact_points = points.split(',').map(str::to_owned).collect();
+        }
+        chat_cassandra::migrate(&config).await?;
+        let session = connect(&config, Some(&config.keyspace)).await?;
+        let db = Db::new(session, &config, Some(&config.keyspace))?;
+        let store = CassandraStore::new(db.clone(), &config).await?;
+        let insert_message = db.prepare(INSERT_MESSAGE).await?;
+        let claim = db.prepare(CLAIM).await?;
+        let pairs = (0..chats.max(1))
+            .map(|_| (system_tests::user(), system_tests::user()))
+            .collect();
+        Ok(Self {
+            dedup_ttl_secs: i32::try_from(config.dedup_ttl_secs).unwrap_or(i32::MAX),
+            config,
+            db,
+            store,
+            insert_message,
+            claim,
+            cipher: chat_crypto::MessageCipher::from_config(crypto)?,
+            ids: MessageIdGenerator::new(),
+            pairs,
+            text: "x".repeat(text_bytes.max(1)),
+        })
+    }
+
+    /// The keyspace the phases write into.
+    pub fn keyspace(&self) -> &str {
+        &self.config.keyspace
+    }
+
+    /// Drops the keyspace.
+    ///
+    /// # Errors
+    /// [`BenchError::Cassandra`] when the drop fails (the keyspace is then left behind).
+    pub async fn drop_keyspace(&self) -> Result<(), BenchError> {
+        let cql = format!("DROP KEYSPACE IF EXISTS {}", self.config.keyspace);
+        self.db.query(&cql, DROP_TIMEOUT_MS).await?;
+        Ok(())
+    }
+
+    /// The `n`th message, sealed as the service seals, and its event: built before the clock
+    /// starts, so every phase times only its statements.
+    fn message(&self, phase: &str, n: u64) -> (StoredMessage, NewMessageEvent) {
+        let (sender, recipient) = self.pairs[usize::try_from(n).unwrap_or(0) % self.pairs.len()];
+        let message = chat_domain::testing::sealed_message(
+            &self.cipher,
+            &self.ids,
+            sender,
+            recipient,
+            &format!("{phase}-{n}"),
+            &self.text,
+        );
+        let event = NewMessageEvent::for_message(&message, false);
+        (message, event)
+    }
+
+    async fn raw_insert(&self, message: &StoredMessage) -> Result<(), BenchError> {
+        let at = message.timestamp.to_offset(UtcOffset::UTC);
+        let values = query_values!(
+            *message.chat_id.as_uuid(),
+            PrimitiveDateTime::new(at.date(), at.time()),
+            *message.id.as_uuid(),
+            *message.sender_id.as_uuid(),
+            *message.recipient_id.as_uuid(),
+            message.kind.as_str().to_owned(),
+            Blob::from(message.content.0.clone()),
+            Blob::from(message.digest.0.clone()),
+            message.client_msg_id.as_str().to_owned()
+        );
+        // Idempotent, as the store marks its row writes.
+        self.db.run(&self.insert_message, values, true).await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        message: &StoredMessage,
+        event: &NewMessageEvent,
+    ) -> Result<(), BenchError> {
+        let values = query_values!(
+            *message.chat_id.as_uuid(),
+            *message.sender_id.as_uuid(),
+            message.client_msg_id.as_str().to_owned(),
+            *message.id.as_uuid(),
+            Blob::from(serde_json::to_vec(message)?),
+            Blob::from(serde_json::to_vec(event)?),
+            self.dedup_ttl_secs
+        );
+        let (applied, _) = self.db.run_conditional(&self.claim, values).await?;
+        if applied {
+            Ok(())
+        } else {
+            Err(BenchError::Setup(
+                "a fresh claim was found taken".to_owned(),
+            ))
+        }
+    }
+}
+
+/// Which statement a store phase runs.
+#[derive(Debug, Clone, Copy)]
+pub enum StorePhase {
+    /// `INSERT INTO messages`.
+    Raw,
+    /// The dedup claim.
+    Claim,
+    /// `CassandraStore::append`.
+    Append,
+}
+
+impl StorePhase {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Raw => "r",
+            Self::Claim => "c",
+            Self::Append => "a",
+        }
+    }
+}
+
+/// Runs `phase` from `writers` concurrent writers until `limit`.
+pub async fn run(
+    fixture: &Rc<Fixture>,
+    phase: StorePhase,
+    writers: usize,
+    limit: Limit,
+) -> Outcome {
+    let fixture = fixture.clone();
+    drive(writers, limit, move |n| {
+        let fixture = fixture.clone();
+        async move {
+            let (message, event) = fixture.message(phase.tag(), n);
+            let started = Instant::now();
+            match phase {
+                StorePhase::Raw => fixture.raw_insert(&message).await?,
+                StorePhase::Claim => fixture.claim(&message, &event).await?,
+                StorePhase::Append => {
+                    fixture.store.append(&message, &event).await?;
+                }
+            }
+            Ok(started.elapsed())
+        }
+    })
+    .await
+}
+
+/// Runs `operation(n)` for n = 0, 1, … from `writers` tasks until `limit`; each operation
+/// returns how long its timed part took.
+async fn drive<F, Fut>(writers: usize, limit: Limit, operation: F) -> Outcome
+where
+    F: Fn(u64) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<Duration, BenchError>> + 'static,
+{
+    let next = Rc::new(Cell::new(0u64));
+    let started = Instant::now();
+    let deadline = match limit {
+        Limit::For(duration) => Some(started + duration),
+        Limit::Count(_) => None,
+    };
+    let tasks: Vec<_> = (0..writers.max(1))
+        .map(|_| {
+            let (next, operation) = (next.clone(), operation.clone());
+            actix_web::rt::spawn(async move {
+                let mut outcome = Outcome {
+                    done: 0,
+                    errors: 0,
+                    elapsed: Duration::ZERO,
+                    latency: Recorder::new(),
+                    first_error: None,
+                };
+                loop {
+                    let n = next.get();
+                    let over = match (limit, deadline) {
+                        (Limit::Count(count), _) => n >= count,
+                        (_, Some(deadline)) => Instant::now() >= deadline,
+                        _ => true,
+                    };
+                    if over {
+                        return outcome;
+                    }
+                    next.set(n + 1);
+                    match operation(n).await {
+                        Ok(latency) => {
+                            outcome.done += 1;
+                            outcome.latency.record(latency);
+                        }
+                        Err(error) => {
+                            outcome.errors += 1;
+                            outcome.first_error.get_or_insert_with(|| error.to_string());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = Outcome {
+        done: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: Recorder::new(),
+        first_error: None,
+    };
+    for task in tasks {
+        if let Ok(outcome) = task.await {
+            total.done += outcome.done;
+            total.errors += outcome.errors;
+            total.latency.merge(&outcome.latency);
+            if total.first_error.is_none() {
+                total.first_error = outcome.first_error;
+            }
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Joins Rust string continuations (`\` at a line end, then indentation) as the compiler
+    /// does, so the store's source can be searched for a statement.
+    fn joined(source: &str) -> String {
+        let mut out = String::with_capacity(source.len());
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\\' && chars.peek() == Some(&'\n') {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_statements_are_the_stores_own() {
+        let store = joined(include_str!("../../chat-cassandra/src/store.rs"));
+        assert!(store.contains(CLAIM), "the claim changed in store.rs");
+        assert!(
+            store.contains(INSERT_MESSAGE),
+            "the insert changed in store.rs"
+        );
+    }
+}
