@@ -19,16 +19,11 @@ use time::{PrimitiveDateTime, UtcOffset};
 use crate::error::BenchError;
 use crate::latency::Recorder;
 
-/// The messages row, as `crates/chat-cassandra/src/store.rs` inserts it (`insert_message`).
-const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, \
-                              recipient_id, kind, content, digest, client_msg_id) \
-                              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// The messages row, exactly as the store inserts it.
+const INSERT_MESSAGE: &str = chat_cassandra::store::INSERT_MESSAGE_CQL;
 
-/// The dedup claim, as `crates/chat-cassandra/src/store.rs` runs it (`claim`); a test below
-/// fails when the two drift apart.
-const CLAIM: &str = "INSERT INTO message_dedup \
-                     (chat_id, sender_id, client_msg_id, message_id, message, event) \
-                     VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?";
+/// The dedup claim, exactly as the store runs it.
+const CLAIM: &str = chat_cassandra::store::CLAIM_CQL;
 
 /// How long the keyspace drop may take (it snapshots nothing, but it is a schema change).
 const DROP_TIMEOUT_MS: u64 = 60_000;
@@ -299,36 +294,4 @@ where
     }
     total.elapsed = started.elapsed();
     total
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Joins Rust string continuations (`\` at a line end, then indentation) as the compiler
-    /// does, so the store's source can be searched for a statement.
-    fn joined(source: &str) -> String {
-        let mut out = String::with_capacity(source.len());
-        let mut chars = source.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '\\' && chars.peek() == Some(&'\n') {
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                    chars.next();
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn the_statements_are_the_stores_own() {
-        let store = joined(include_str!("../../chat-cassandra/src/store.rs"));
-        assert!(store.contains(CLAIM), "the claim changed in store.rs");
-        assert!(
-            store.contains(INSERT_MESSAGE),
-            "the insert changed in store.rs"
-        );
-    }
 }

@@ -52,6 +52,18 @@ const DELETES_PER_BATCH: usize = 64;
 /// The format of this adapter's [`PageStart::Resume`] state.
 const RESUME_VERSION: u8 = 1;
 
+/// The claim of a send (a lightweight transaction), as `append` runs it: public so that
+/// benchmarks measure exactly this statement (`chat-bench`'s `claim` phase).
+pub const CLAIM_CQL: &str = "INSERT INTO message_dedup \
+                             (chat_id, sender_id, client_msg_id, message_id, message, event) \
+                             VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?";
+
+/// The message row, as `append` writes it: public so that benchmarks measure exactly this
+/// statement (`chat-bench`'s `raw` phase, the ceiling the send path is compared with).
+pub const INSERT_MESSAGE_CQL: &str = "INSERT INTO messages (chat_id, timestamp, message_id, \
+                                      sender_id, recipient_id, kind, content, digest, \
+                                      client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
 struct Statements {
     claim: PreparedQuery,
     insert_message: PreparedQuery,
@@ -107,20 +119,8 @@ impl CassandraStore {
     /// [`CassandraError`] when a statement does not prepare (e.g. migrations not applied).
     pub async fn new(db: Db, config: &CassandraConfig) -> Result<Self, CassandraError> {
         let statements = Statements {
-            claim: db
-                .prepare(
-                    "INSERT INTO message_dedup \
-                     (chat_id, sender_id, client_msg_id, message_id, message, event) \
-                     VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?",
-                )
-                .await?,
-            insert_message: db
-                .prepare(
-                    "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, \
-                     recipient_id, kind, content, digest, client_msg_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .await?,
+            claim: db.prepare(CLAIM_CQL).await?,
+            insert_message: db.prepare(INSERT_MESSAGE_CQL).await?,
             insert_outbox: db
                 .prepare("INSERT INTO outbox (bucket, shard, event_id, event) VALUES (?, ?, ?, ?)")
                 .await?,
