@@ -10,8 +10,8 @@ use cdrs_tokio::query_values;
 use cdrs_tokio::types::blob::Blob;
 use chat_domain::testing::MemoryCache;
 use chat_domain::{
-    Appended, Chat, ChatDirectory, ChatId, ChatService, Limits, MessageStore, Outbox, OutboxRelay,
-    PageStart, Ports, Recipient, SendRequest,
+    Appended, Chat, ChatDirectory, ChatId, ChatService, Limits, MessageStore, NewMessageEvent,
+    Outbox, OutboxRelay, PageStart, Ports, Recipient, SendRequest, StoredMessage,
 };
 use common::{Fixture, unknown_message, user};
 use time::OffsetDateTime;
@@ -286,13 +286,9 @@ async fn concurrent_resends_store_one_message_and_one_event() {
     assert_eq!(f.store.pending(100).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_resend_finishes_a_write_that_died_after_its_claim() {
-    let f = Fixture::new().await;
-    let (alice, bob) = (user(), user());
-    let chat = chat_of(alice, bob);
-    let (message, event) = f.message(chat, alice, bob, "half", "half written");
-    // Only the claim of a first attempt, as if it died before its batch.
+/// Writes the claim row of `message` alone (a plain insert), as a first attempt that died
+/// right after its claim leaves it.
+async fn write_claim_only(f: &Fixture, message: &StoredMessage, event: &NewMessageEvent) {
     let claim = f
         .db
         .prepare(
@@ -304,17 +300,27 @@ async fn a_resend_finishes_a_write_that_died_after_its_claim() {
     f.db.run(
         &claim,
         query_values!(
-            *chat.as_uuid(),
-            *alice.as_uuid(),
-            "half".to_owned(),
+            *message.chat_id.as_uuid(),
+            *message.sender_id.as_uuid(),
+            message.client_msg_id.as_str().to_owned(),
             *message.id.as_uuid(),
-            Blob::from(serde_json::to_vec(&message).unwrap()),
-            Blob::from(serde_json::to_vec(&event).unwrap())
+            Blob::from(serde_json::to_vec(message).unwrap()),
+            Blob::from(serde_json::to_vec(event).unwrap())
         ),
         false,
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_resend_finishes_a_write_that_died_after_its_claim() {
+    let f = Fixture::new().await;
+    let (alice, bob) = (user(), user());
+    let chat = chat_of(alice, bob);
+    let (message, event) = f.message(chat, alice, bob, "half", "half written");
+    // Only the claim of a first attempt, as if it died before its rows.
+    write_claim_only(&f, &message, &event).await;
     let (retry, retry_event) = f.message(chat, alice, bob, "half", "half written");
     let outcome = f.store.append(&retry, &retry_event).await.unwrap();
     assert_eq!(outcome, Appended::Duplicate(message.clone()));
@@ -335,28 +341,7 @@ async fn a_resend_publishes_the_event_of_a_write_whose_outbox_row_was_lost() {
     let (message, event) = f.message(chat, alice, bob, "lost-event", "message row only");
     // A first attempt whose claim and message row landed, and whose outbox row did not (the
     // two rows are written in parallel; the attempt failed, so it was never acknowledged).
-    let claim = f
-        .db
-        .prepare(
-            "INSERT INTO message_dedup (chat_id, sender_id, client_msg_id, message_id, message, event) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .await
-        .unwrap();
-    f.db.run(
-        &claim,
-        query_values!(
-            *chat.as_uuid(),
-            *alice.as_uuid(),
-            "lost-event".to_owned(),
-            *message.id.as_uuid(),
-            Blob::from(serde_json::to_vec(&message).unwrap()),
-            Blob::from(serde_json::to_vec(&event).unwrap())
-        ),
-        false,
-    )
-    .await
-    .unwrap();
+    write_claim_only(&f, &message, &event).await;
     let row =
         f.db.prepare(
             "INSERT INTO messages (chat_id, timestamp, message_id, sender_id, recipient_id, kind, \
