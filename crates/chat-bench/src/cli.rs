@@ -19,6 +19,9 @@ pub enum Phase {
     E2e,
     /// Idle authenticated sockets on one instance: memory per socket.
     Idle,
+    /// Kafka stopped, a backlog sent, Kafka started: how fast the relays drain it. Never in
+    /// the default list (it stops a part of the stack).
+    Drain,
 }
 
 /// Benchmarks the running local stack (`deploy/local/up.sh`) and writes `results.json`,
@@ -78,6 +81,13 @@ pub struct Args {
     /// up to 5 minutes).
     #[arg(long, default_value_t = 30)]
     pub settle_seconds: u64,
+
+    /// Messages the drain phase sends while Kafka is down.
+    #[arg(long, default_value_t = 5_000)]
+    pub drain_messages: usize,
+    /// Closed-loop pairs sending the drain phase's messages.
+    #[arg(long, default_value_t = 50)]
+    pub drain_pairs: usize,
 
     /// Idle sockets to open on one instance.
     #[arg(long, default_value_t = 5_000)]

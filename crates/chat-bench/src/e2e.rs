@@ -37,6 +37,9 @@ const EVENTS_PATIENCE: Duration = Duration::from_secs(300);
 /// How long a closed-loop sender waits for one ack before giving up on its pair.
 const ACK_PATIENCE: Duration = Duration::from_secs(10);
 
+/// The longest a [`send_burst`] runs, however many messages remain.
+const BURST_LIMIT: Duration = Duration::from_secs(600);
+
 /// One offered load.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
@@ -186,74 +189,17 @@ pub async fn run_step(
     step: usize,
 ) -> Result<StepResult, BenchError> {
     let stack = target.stack;
-    let url = format!("ws://{}/ws", stack.authority);
-    let dialer = Dialer::new(None);
-    let pairs = load.pairs();
-    // Senders first, then receivers in the order 0, 2, 4, …, 1, 3, …: nginx balances new
-    // sockets by open connections, so about half the pairs land on two instances.
-    let mut senders = Vec::with_capacity(pairs);
-    for _ in 0..pairs {
-        let (sender, receiver) = (system_tests::user(), system_tests::user());
-        let connection = connect(&dialer, &url, &stack.token(sender)).await?;
-        senders.push((sender, receiver, connection));
-    }
-    let mut receivers: Vec<Option<Connection>> = (0..pairs).map(|_| None).collect();
-    for pair in (0..pairs).step_by(2).chain((1..pairs).step_by(2)) {
-        let receiver = senders[pair].1;
-        receivers[pair] = Some(connect(&dialer, &url, &stack.token(receiver)).await?);
-    }
-
+    let pairs = connect_pairs(stack, load.pairs()).await?;
     let watcher =
         Watcher::start(target.brokers.clone(), stack.settings.kafka.topic.clone()).await?;
-    let book: Rc<RefCell<Book>> = Rc::default();
-    let padding = "x".repeat(target.text_bytes.saturating_sub(24).max(1));
     let cpu_before = CpuSnapshot::take(target.parts);
-    let started = Instant::now();
-    let deadline = started + seconds;
-    let mut drivers = Vec::new();
-    let mut closers = Vec::new();
-    let mut cross_pairs = 0;
-    for (pair, ((_, receiver, sending), receiving)) in
-        senders.into_iter().zip(receivers).enumerate()
-    {
-        let Some(receiving) = receiving else { continue };
-        let cross = sending.served_by != receiving.served_by;
-        cross_pairs += usize::from(cross);
-        let Connection {
-            outgoing, incoming, ..
-        } = sending;
-        let (acks, acked) = mpsc::unbounded_channel();
-        actix_web::rt::spawn(read_acks(incoming, outgoing.clone(), book.clone(), acks));
-        let Connection {
-            outgoing: receiver_out,
-            incoming: receiver_in,
-            ..
-        } = receiving;
-        actix_web::rt::spawn(read_deliveries(receiver_in, book.clone(), cross));
-        closers.push(outgoing.clone());
-        closers.push(receiver_out);
-        let sender = PairSender {
-            outgoing,
-            book: book.clone(),
-            receiver,
-            chat_tag: format!("s{step}-{pair}"),
-            padding: padding.clone(),
-        };
-        drivers.push(actix_web::rt::spawn(match load {
-            Load::Closed { .. } => sender.closed_loop(acked, deadline).boxed_local(),
-            Load::Open { pairs, rate } => {
-                let period = Duration::from_secs_f64(pairs as f64 / f64::from(rate.max(1)));
-                let offset = period.mul_f64(pair as f64 / pairs as f64);
-                sender
-                    .open_loop(started + offset, period, deadline)
-                    .boxed_local()
-            }
-        }));
-    }
-    for driver in drivers {
-        let _ = driver.await;
-    }
-    let load_seconds = started.elapsed().as_secs_f64();
+    let Driven {
+        book,
+        closers,
+        cross_pairs,
+        started,
+        load_seconds,
+    } = drive(target, pairs, load, seconds, None, &format!("s{step}")).await;
     let backlog_at_load_end = outbox_backlog().await;
 
     // Settle: the last acks, then live deliveries (a few seconds at most), then Kafka.
@@ -311,6 +257,200 @@ pub async fn run_step(
     })
 }
 
+/// One pair's sockets: the sender's, its receiver and the receiver's.
+type Pair = (Connection, UserId, Connection);
+
+/// Opens `pairs` pairs of fresh users' sockets through nginx. Senders first, then receivers in
+/// the order 0, 2, 4, …, 1, 3, …: nginx balances new sockets by open connections, so about half
+/// the pairs land on two instances.
+async fn connect_pairs(stack: &Stack, pairs: usize) -> Result<Vec<Pair>, BenchError> {
+    let url = format!("ws://{}/ws", stack.authority);
+    let dialer = Dialer::new(None);
+    let mut senders = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        let (sender, receiver) = (system_tests::user(), system_tests::user());
+        let connection = connect(&dialer, &url, &stack.token(sender)).await?;
+        senders.push((sender, receiver, connection));
+    }
+    let mut receivers: Vec<Option<Connection>> = (0..pairs).map(|_| None).collect();
+    for pair in (0..pairs).step_by(2).chain((1..pairs).step_by(2)) {
+        let receiver = senders[pair].1;
+        receivers[pair] = Some(connect(&dialer, &url, &stack.token(receiver)).await?);
+    }
+    Ok(senders
+        .into_iter()
+        .zip(receivers)
+        .filter_map(|((_, receiver, sending), receiving)| Some((sending, receiver, receiving?)))
+        .collect())
+}
+
+/// A load once its senders stopped; acks and deliveries may still be arriving.
+struct Driven {
+    book: Rc<RefCell<Book>>,
+    /// Every socket's outgoing side, to close them once the step is checked.
+    closers: Vec<mpsc::UnboundedSender<awc::ws::Message>>,
+    cross_pairs: usize,
+    started: Instant,
+    /// First send to the senders' stop.
+    load_seconds: f64,
+}
+
+/// Drives `load` over `pairs` for `seconds`, or until `budget` messages were sent in all.
+async fn drive(
+    target: &Target<'_>,
+    pairs: Vec<Pair>,
+    load: Load,
+    seconds: Duration,
+    budget: Option<usize>,
+    tag: &str,
+) -> Driven {
+    let book: Rc<RefCell<Book>> = Rc::default();
+    let padding = "x".repeat(target.text_bytes.saturating_sub(24).max(1));
+    let started = Instant::now();
+    let deadline = started + seconds;
+    let mut drivers = Vec::new();
+    let mut closers = Vec::new();
+    let mut cross_pairs = 0;
+    for (pair, (sending, receiver, receiving)) in pairs.into_iter().enumerate() {
+        let cross = sending.served_by != receiving.served_by;
+        cross_pairs += usize::from(cross);
+        let Connection {
+            outgoing, incoming, ..
+        } = sending;
+        let (acks, acked) = mpsc::unbounded_channel();
+        actix_web::rt::spawn(read_acks(incoming, outgoing.clone(), book.clone(), acks));
+        let Connection {
+            outgoing: receiver_out,
+            incoming: receiver_in,
+            ..
+        } = receiving;
+        actix_web::rt::spawn(read_deliveries(receiver_in, book.clone(), cross));
+        closers.push(outgoing.clone());
+        closers.push(receiver_out);
+        let sender = PairSender {
+            outgoing,
+            book: book.clone(),
+            receiver,
+            chat_tag: format!("{tag}-{pair}"),
+            padding: padding.clone(),
+            budget,
+        };
+        drivers.push(actix_web::rt::spawn(match load {
+            Load::Closed { .. } => sender.closed_loop(acked, deadline).boxed_local(),
+            Load::Open { pairs, rate } => {
+                let period = Duration::from_secs_f64(pairs as f64 / f64::from(rate.max(1)));
+                let offset = period.mul_f64(pair as f64 / pairs as f64);
+                sender
+                    .open_loop(started + offset, period, deadline)
+                    .boxed_local()
+            }
+        }));
+    }
+    for driver in drivers {
+        let _ = driver.await;
+    }
+    Driven {
+        book,
+        closers,
+        cross_pairs,
+        started,
+        load_seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A closed loop that stopped after a fixed number of sends (the drain phase's load, sent
+/// while Kafka is down), its acks in.
+pub struct Burst {
+    book: Rc<RefCell<Book>>,
+    closers: Vec<mpsc::UnboundedSender<awc::ws::Message>>,
+    /// Sends (first attempts).
+    pub sent: u64,
+    /// Of those, acknowledged.
+    pub acked: u64,
+    /// First send to the last ack.
+    pub seconds: f64,
+}
+
+impl Burst {
+    /// The acknowledged messages' ids.
+    pub fn message_ids(&self) -> Vec<String> {
+        let book = self.book.borrow();
+        book.acked
+            .values()
+            .map(|acked| acked.message_id.clone())
+            .collect()
+    }
+
+    /// Closes the sockets, then the loss check against what `watcher` saw.
+    pub async fn check(self, stack: &Stack, watcher: &Watcher) -> Loss {
+        for closer in self.closers {
+            let _ = closer.send(awc::ws::Message::Close(None));
+        }
+        let book = std::mem::take(&mut *self.book.borrow_mut());
+        check(stack, &book, watcher).await.0
+    }
+}
+
+/// Sends `messages` in a closed loop over `pairs` pairs, then waits up to `settle` for their
+/// acks and (a few seconds) their live deliveries.
+///
+/// # Errors
+/// [`BenchError`] when sockets cannot be opened.
+pub async fn send_burst(
+    target: &Target<'_>,
+    pairs: usize,
+    messages: usize,
+    settle: Duration,
+) -> Result<Burst, BenchError> {
+    let load = Load::Closed { pairs };
+    let connected = connect_pairs(target.stack, load.pairs()).await?;
+    // The budget ends the load; the duration only bounds a stack that stopped answering
+    // (each pair also gives up after ACK_PATIENCE without an ack).
+    let Driven {
+        book,
+        closers,
+        started,
+        load_seconds,
+        ..
+    } = drive(
+        target,
+        connected,
+        load,
+        BURST_LIMIT,
+        Some(messages),
+        "drain",
+    )
+    .await;
+    let settle_until = Instant::now() + settle;
+    wait_until(settle_until, || {
+        let book = book.borrow();
+        book.acked.len() >= book.sent.len()
+    })
+    .await;
+    let live_until = (Instant::now() + Duration::from_secs(5)).min(settle_until);
+    wait_until(live_until, || {
+        let book = book.borrow();
+        book.acked
+            .values()
+            .all(|acked| book.delivered.contains(&acked.message_id))
+    })
+    .await;
+    let (sent, acked, seconds) = {
+        let book = book.borrow();
+        let seconds = book
+            .last_ack
+            .map_or(load_seconds, |last| (last - started).as_secs_f64());
+        (book.sent.len() as u64, book.acked.len() as u64, seconds)
+    };
+    Ok(Burst {
+        book,
+        closers,
+        sent,
+        acked,
+        seconds,
+    })
+}
+
 /// Connects, retrying for a while as a client would (nginx may be avoiding an instance).
 async fn connect(dialer: &Dialer, url: &str, token: &str) -> Result<Connection, BenchError> {
     let mut tries = 0;
@@ -364,11 +504,20 @@ struct PairSender {
     receiver: UserId,
     chat_tag: String,
     padding: String,
+    /// Sends allowed to all pairs together (`None`: until the deadline).
+    budget: Option<usize>,
 }
 
 impl PairSender {
-    /// Queues message `n`, noting `at` as its send time.
+    /// Queues message `n`, noting `at` as its send time; false once the socket is gone or the
+    /// budget is spent.
     fn send(&self, n: u64, at: Instant) -> bool {
+        if self
+            .budget
+            .is_some_and(|budget| self.book.borrow().sent.len() >= budget)
+        {
+            return false;
+        }
         let client_msg_id = format!("{}-{n}", self.chat_tag);
         let frame = json!({
             "type": "send", "client_msg_id": client_msg_id,
@@ -562,7 +711,7 @@ async fn check(stack: &Stack, book: &Book, watcher: &Watcher) -> (Loss, Recorder
 }
 
 /// `chat_outbox_backlog` of every running instance, from its own `/metrics`.
-async fn outbox_backlog() -> BTreeMap<String, i64> {
+pub async fn outbox_backlog() -> BTreeMap<String, i64> {
     let mut backlog = BTreeMap::new();
     for instance in crate::procs::instances() {
         let url = format!("http://127.0.0.1:{}/metrics", instance.port);

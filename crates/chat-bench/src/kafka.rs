@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
-use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -33,6 +33,31 @@ struct EventIds {
     message_id: String,
 }
 
+/// Where each partition of the topic ended when noted (`None`: the topic did not exist yet).
+#[derive(Debug, Clone)]
+pub struct Offsets(Option<Vec<(i32, i64)>>);
+
+/// The end offset of every partition of `topic`, or `None` when there is no such topic.
+async fn end_offsets(client: &Client, topic: &str) -> Result<Option<Vec<(i32, i64)>>, BenchError> {
+    let partitions = client
+        .list_topics()
+        .await?
+        .into_iter()
+        .find(|candidate| candidate.name == topic)
+        .map(|found| found.partitions);
+    let Some(partitions) = partitions else {
+        return Ok(None);
+    };
+    let mut offsets = Vec::new();
+    for partition in partitions {
+        let reader = client
+            .partition_client(topic.to_owned(), partition, UnknownTopicHandling::Retry)
+            .await?;
+        offsets.push((partition, reader.get_offset(OffsetAt::Latest).await?));
+    }
+    Ok(Some(offsets))
+}
+
 /// A running watcher; [`Watcher::stop`] ends it.
 pub struct Watcher {
     seen: Rc<RefCell<HashMap<String, Seen>>>,
@@ -40,28 +65,57 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts watching `topic` on `brokers`.
+    /// Starts watching `topic` on `brokers` from where each partition ends now.
     ///
     /// # Errors
     /// [`BenchError::Kafka`] when the broker does not answer.
     pub async fn start(brokers: Vec<String>, topic: String) -> Result<Self, BenchError> {
         let client = Rc::new(ClientBuilder::new(brokers).build().await?);
+        let from = end_offsets(&client, &topic).await?;
+        Self::spawn(client, topic, from).await
+    }
+
+    /// Starts watching `topic` from `offsets`, noted earlier. The drain phase needs it: a
+    /// client kept across a broker restart backs off for up to minutes before reconnecting,
+    /// so the watcher is started on a fresh client once the broker is back, yet still reads
+    /// every record published since the offsets were noted.
+    ///
+    /// # Errors
+    /// [`BenchError::Kafka`] when the broker does not answer.
+    pub async fn start_from(
+        brokers: Vec<String>,
+        topic: String,
+        offsets: &Offsets,
+    ) -> Result<Self, BenchError> {
+        let client = Rc::new(ClientBuilder::new(brokers).build().await?);
+        Self::spawn(client, topic, offsets.0.clone()).await
+    }
+
+    /// Where each partition of `topic` ends now, for a later [`Watcher::start_from`].
+    ///
+    /// # Errors
+    /// [`BenchError::Kafka`] when the broker does not answer.
+    pub async fn offsets(brokers: Vec<String>, topic: &str) -> Result<Offsets, BenchError> {
+        let client = ClientBuilder::new(brokers).build().await?;
+        Ok(Offsets(end_offsets(&client, topic).await?))
+    }
+
+    /// One reader per partition from `from`; with no offsets (no topic yet), a task that waits
+    /// for the topic and reads every partition from the start.
+    async fn spawn(
+        client: Rc<Client>,
+        topic: String,
+        from: Option<Vec<(i32, i64)>>,
+    ) -> Result<Self, BenchError> {
         let seen: Rc<RefCell<HashMap<String, Seen>>> = Rc::default();
-        let partitions = client
-            .list_topics()
-            .await?
-            .into_iter()
-            .find(|candidate| candidate.name == topic)
-            .map(|found| found.partitions);
         let mut tasks = Vec::new();
-        match partitions {
-            Some(partitions) => {
-                for partition in partitions {
+        match from {
+            Some(offsets) => {
+                for (partition, offset) in offsets {
                     let reader = client
                         .partition_client(topic.clone(), partition, UnknownTopicHandling::Retry)
                         .await?;
-                    let from = reader.get_offset(OffsetAt::Latest).await?;
-                    tasks.push(actix_web::rt::spawn(read(reader, from, seen.clone())));
+                    tasks.push(actix_web::rt::spawn(read(reader, offset, seen.clone())));
                 }
             }
             None => {

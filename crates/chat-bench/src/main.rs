@@ -4,15 +4,17 @@
 //! (`deploy/local/up.sh`) measures every layer of the write path and prints how they compare:
 //! the raw insert ceiling, the dedup claim, the store's append, the whole path through nginx
 //! at several offered loads (with a loss check and the ack→Kafka lag), and the memory of an
-//! idle socket. Every phase also reports CPU seconds per process of the stack. `--smoke` runs
+//! idle socket; on request (`--phases drain`), how fast the outbox relays drain a backlog left
+//! while Kafka was stopped. Every phase also reports CPU seconds per process of the stack. `--smoke` runs
 //! every phase tiny and fails on any lost message, never on speed: `deploy/local/test.sh`
-//! runs it. How to run it and what each phase measures: `docs/benchmarks.md`.
+//! runs it (without the drain phase, which stops Kafka). How to run it and what each phase measures: `docs/benchmarks.md`.
 //!
 //! ## Layout
 //! - [`cli`]: the flags and their defaults; `--smoke` sizes.
 //! - [`cassandra`]: the store phases (raw, claim, append) in a keyspace of their own, dropped
 //!   at the end.
 //! - [`e2e`]: one offered load through nginx (closed or open loop), and its loss check.
+//! - [`drain`]: Kafka stopped, a backlog sent, Kafka started; the relays' drain rate.
 //! - [`kafka`]: a topic watcher that notes when each message's event appears.
 //! - [`idle`]: idle sockets on one instance and its memory per socket.
 //! - [`ws`]: a WebSocket client split into a writer and a reader task.
@@ -28,6 +30,7 @@
 
 mod cassandra;
 mod cli;
+mod drain;
 mod e2e;
 mod error;
 mod idle;
@@ -82,6 +85,7 @@ async fn main() -> ExitCode {
         store: Vec::new(),
         e2e: Vec::new(),
         idle: None,
+        drain: None,
         ratios: report::Ratios::default(),
         failures: Vec::new(),
     };
@@ -140,6 +144,14 @@ async fn main() -> ExitCode {
             )
             .await
             .map(|idle| results.idle = Some(idle)),
+            Phase::Drain => drain::run(
+                &target(&args, &stack, &parts),
+                args.drain_pairs,
+                args.drain_messages,
+                Duration::from_secs(args.settle_seconds),
+            )
+            .await
+            .map(|drain| results.drain = Some(drain)),
         };
         if let Err(error) = outcome {
             eprintln!("chat-bench: phase {phase:?} failed: {error}");
@@ -189,6 +201,20 @@ fn problems(results: &Results) -> Vec<String> {
         .filter(|step| !step.loss.is_clean())
         .map(|step| format!("LOSS in {}: {:?}", step.load.label(), step.loss))
         .collect();
+    if let Some(drain) = &results.drain {
+        if !drain.loss.is_clean() {
+            problems.push(format!("LOSS in drain: {:?}", drain.loss));
+        }
+        if drain.timed_out {
+            problems.push(format!(
+                "drain timed out: {} of {} events seen",
+                drain.events_seen, drain.loss.acked
+            ));
+        }
+        if drain.loss.acked == 0 {
+            problems.push("the drain load acknowledged nothing".to_owned());
+        }
+    }
     if results.smoke && results.e2e.iter().any(|step| step.loss.acked == 0) {
         problems.push("a smoke load acknowledged nothing".to_owned());
     }
@@ -253,15 +279,7 @@ async fn e2e_phase(
     parts: &[Part],
     results: &mut Results,
 ) -> Result<(), BenchError> {
-    let brokers = std::env::var("CHAT_TEST_KAFKA")
-        .map(|brokers| brokers.split(',').map(str::to_owned).collect())
-        .unwrap_or_else(|_| stack.settings.kafka.brokers.clone());
-    let target = e2e::Target {
-        stack,
-        brokers,
-        parts,
-        text_bytes: args.text_bytes,
-    };
+    let target = target(args, stack, parts);
     let loads = args
         .pairs
         .iter()
@@ -283,6 +301,19 @@ async fn e2e_phase(
         results.e2e.push(result);
     }
     Ok(())
+}
+
+/// The stack as the loads use it; Kafka at `CHAT_TEST_KAFKA`, else the stack's settings.
+fn target<'a>(args: &Args, stack: &'a Stack, parts: &'a [Part]) -> e2e::Target<'a> {
+    let brokers = std::env::var("CHAT_TEST_KAFKA")
+        .map(|brokers| brokers.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|_| stack.settings.kafka.brokers.clone());
+    e2e::Target {
+        stack,
+        brokers,
+        parts,
+        text_bytes: args.text_bytes,
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +351,7 @@ mod tests {
             store: Vec::new(),
             e2e: steps,
             idle: None,
+            drain: None,
             ratios: report::Ratios::default(),
             failures: Vec::new(),
         }
@@ -352,6 +384,39 @@ mod tests {
         ] {
             assert_eq!(problems(&results(vec![step(lossy)])).len(), 1);
         }
+    }
+
+    #[test]
+    fn a_drain_that_timed_out_or_lost_an_event_fails_the_run_a_slow_one_does_not() {
+        let drain = |timed_out: bool, kafka_missing: u64| drain::DrainResult {
+            messages: 10,
+            pairs: 1,
+            sent: 10,
+            send_seconds: 1.0,
+            send_rate: 10.0,
+            kafka_start_seconds: 1.0,
+            backlog_at_kafka_return: Default::default(),
+            events_seen: 10 - kafka_missing,
+            drain_seconds: 100.0,
+            drain_rate: 0.1,
+            drain_send: Some(0.01),
+            timed_out,
+            loss: Loss {
+                acked: 10,
+                delivered_live: 10,
+                kafka_ok: 10 - kafka_missing,
+                kafka_missing,
+                ..Loss::default()
+            },
+            cpu: Vec::new(),
+        };
+        let with = |drain| Results {
+            drain: Some(drain),
+            ..results(Vec::new())
+        };
+        assert!(problems(&with(drain(false, 0))).is_empty());
+        assert_eq!(problems(&with(drain(true, 0))).len(), 1);
+        assert_eq!(problems(&with(drain(true, 1))).len(), 2);
     }
 
     #[test]
