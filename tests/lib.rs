@@ -170,6 +170,15 @@ impl TestApp {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// The value of the unlabelled metric `name` on `/metrics`, if it is there.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, text) = self.get_text("/metrics").await;
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
     /// `POST path` with a JSON body as `user`.
     pub async fn post(&self, path: &str, user: UserId, body: &Value) -> (u16, Value) {
         let mut response = self
@@ -263,6 +272,17 @@ impl Socket {
     ) -> Result<Self, awc::error::WsClientError> {
         let (_, framed) = request.connect().await?;
         Ok(Self { framed })
+    }
+
+    /// Asserts that opening `request` was refused with HTTP `status` (not any other failure).
+    pub async fn assert_refused(request: awc::ws::WebsocketsRequest, status: u16) {
+        match Self::open(request).await {
+            Ok(_) => panic!("the handshake was accepted; expected {status}"),
+            Err(awc::error::WsClientError::InvalidResponseStatus(got)) => {
+                assert_eq!(got.as_u16(), status, "the handshake's status");
+            }
+            Err(other) => panic!("the handshake failed otherwise than with {status}: {other}"),
+        }
     }
 
     /// Sends a JSON text frame.

@@ -65,8 +65,7 @@ async fn an_expired_token_is_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let refused = Socket::open(app.ws_request().bearer_auth(&token)).await;
-    assert!(refused.is_err());
+    Socket::assert_refused(app.ws_request().bearer_auth(&token), 401).await;
 }
 
 #[actix_web::test]
@@ -96,13 +95,8 @@ async fn a_websocket_needs_a_token_but_takes_it_three_ways() {
     let alice = user();
     let token = app.token(alice);
 
-    assert!(Socket::open(app.ws_request()).await.is_err(), "no token");
-    assert!(
-        Socket::open(app.ws_request().bearer_auth("garbage"))
-            .await
-            .is_err(),
-        "bad token"
-    );
+    Socket::assert_refused(app.ws_request(), 401).await; // no token
+    Socket::assert_refused(app.ws_request().bearer_auth("garbage"), 401).await;
 
     // Browsers: the token as a subprotocol, next to the protocol the server speaks.
     let request = app
@@ -126,8 +120,7 @@ async fn a_websocket_needs_a_token_but_takes_it_three_ways() {
 async fn query_tokens_can_be_turned_off() {
     let app = TestApp::spawn_with(&[("auth.allow_query_token", "false")]).await;
     let token = app.token(user());
-    let refused = Socket::open(app.ws_request_to(&format!("/ws?access_token={token}"))).await;
-    assert!(refused.is_err());
+    Socket::assert_refused(app.ws_request_to(&format!("/ws?access_token={token}")), 401).await;
 }
 
 #[actix_web::test]

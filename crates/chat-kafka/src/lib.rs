@@ -438,6 +438,40 @@ pub async fn read_all_events(config: &KafkaConfig) -> Result<Vec<ConsumedEvent>,
     Ok(consumed)
 }
 
+/// Reads the topic (as [`read_all_events`]) until it holds an event for every one of
+/// `message_ids`, for at most `patience`; returns everything read then. A read that fails is
+/// retried (a broker that is starting refuses for a while), but never taken for an empty topic.
+///
+/// # Errors
+/// [`KafkaError::Timeout`] when `patience` runs out first; the last read's own error, if the
+/// last read failed.
+pub async fn wait_for_events(
+    config: &KafkaConfig,
+    message_ids: &[String],
+    patience: Duration,
+) -> Result<Vec<ConsumedEvent>, KafkaError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let read = read_all_events(config).await;
+        if let Ok(events) = &read {
+            let relayed: std::collections::HashSet<String> = events
+                .iter()
+                .map(|consumed| consumed.event.message_id.to_string())
+                .collect();
+            if message_ids.iter().all(|id| relayed.contains(id)) {
+                return read;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            read?;
+            return Err(KafkaError::Timeout(
+                u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

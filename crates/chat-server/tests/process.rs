@@ -688,31 +688,14 @@ async fn events_of_acknowledged_messages_reach_kafka_after_a_kill_before_the_rel
         topic: topic.clone(),
         ..chat_kafka::KafkaConfig::default()
     };
-    let before: Vec<_> = chat_kafka::read_all_events(&config)
-        .await
-        .unwrap_or_default();
+    let before = chat_kafka::read_all_events(&config).await.unwrap();
     assert!(before.is_empty(), "nothing was relayed before the kill");
 
     let _server = Server::start_with(work.path(), &data, &kafka).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = chat_kafka::read_all_events(&config)
-            .await
-            .unwrap_or_default();
-        let relayed: Vec<String> = events
-            .iter()
-            .map(|e| e.event.message_id.to_string())
-            .collect();
-        if acked.iter().all(|id| relayed.contains(id)) {
-            assert!(events.iter().all(|e| e.key == bob.to_string()));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "missing events: {acked:?} vs {relayed:?}"
-        );
-        sleep(Duration::from_millis(200)).await;
-    }
+    let events = chat_kafka::wait_for_events(&config, &acked, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|error| panic!("the events of {acked:?} never all arrived: {error}"));
+    assert!(events.iter().all(|e| e.key == bob.to_string()));
 }
 
 /// The environment of an instance of the production (`cluster`) profile on the test servers of
