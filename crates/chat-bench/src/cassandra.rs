@@ -1,4 +1,4 @@
-//! The three store phases (raw insert, claim, append) on a keyspace of their own, created with
+//! The store phases (raw insert, claim, append, and the pre-2026-11-30 append as `batched`) on a keyspace of their own, created with
 //! the service's migrations and dropped at the end, with the stack's own Cassandra settings
 //! (consistency, pool size, timeouts) and content keys, so each row costs what the service's
 //! rows cost.
@@ -25,6 +25,9 @@ const INSERT_MESSAGE: &str = chat_cassandra::store::INSERT_MESSAGE_CQL;
 /// The dedup claim, exactly as the store runs it.
 const CLAIM: &str = chat_cassandra::store::CLAIM_CQL;
 
+/// Outbox buckets are one minute wide, as in the store.
+const BUCKET_MILLIS: i64 = 60_000;
+
 /// How long the keyspace drop may take (it snapshots nothing, but it is a schema change).
 const DROP_TIMEOUT_MS: u64 = 60_000;
 
@@ -35,6 +38,8 @@ pub struct Fixture {
     store: CassandraStore,
     insert_message: PreparedQuery,
     claim: PreparedQuery,
+    insert_outbox: PreparedQuery,
+    insert_outbox_bucket: PreparedQuery,
     cipher: chat_crypto::MessageCipher,
     ids: MessageIdGenerator,
     pairs: Vec<(UserId, UserId)>,
@@ -88,6 +93,10 @@ impl Fixture {
         let store = CassandraStore::new(db.clone(), &config).await?;
         let insert_message = db.prepare(INSERT_MESSAGE).await?;
         let claim = db.prepare(CLAIM).await?;
+        let insert_outbox = db.prepare(chat_cassandra::store::INSERT_OUTBOX_CQL).await?;
+        let insert_outbox_bucket = db
+            .prepare(chat_cassandra::store::INSERT_OUTBOX_BUCKET_CQL)
+            .await?;
         let pairs = (0..chats.max(1))
             .map(|_| (system_tests::user(), system_tests::user()))
             .collect();
@@ -98,6 +107,8 @@ impl Fixture {
             store,
             insert_message,
             claim,
+            insert_outbox,
+            insert_outbox_bucket,
             cipher: chat_crypto::MessageCipher::from_config(crypto)?,
             ids: MessageIdGenerator::new(),
             pairs,
@@ -137,20 +148,39 @@ impl Fixture {
     }
 
     async fn raw_insert(&self, message: &StoredMessage) -> Result<(), BenchError> {
-        let at = message.timestamp.to_offset(UtcOffset::UTC);
-        let values = query_values!(
-            *message.chat_id.as_uuid(),
-            PrimitiveDateTime::new(at.date(), at.time()),
-            *message.id.as_uuid(),
-            *message.sender_id.as_uuid(),
-            *message.recipient_id.as_uuid(),
-            message.kind.as_str().to_owned(),
-            Blob::from(message.content.0.clone()),
-            Blob::from(message.digest.0.clone()),
-            message.client_msg_id.as_str().to_owned()
-        );
-        // Idempotent, as the store marks its row writes.
-        self.db.run(&self.insert_message, values, true).await?;
+        self.db
+            .run(&self.insert_message, message_values(message), true)
+            .await?;
+        Ok(())
+    }
+
+    /// The send path as `append` ran it until 2026-11-30: the claim, then one logged batch of
+    /// the message row, its outbox row and the outbox index row. Kept so that the old and the
+    /// new write path are compared in one run.
+    async fn batched_append(
+        &self,
+        message: &StoredMessage,
+        event: &NewMessageEvent,
+    ) -> Result<(), BenchError> {
+        self.claim(message, event).await?;
+        let bucket =
+            chat_domain::model::millis(time::OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS);
+        let shard = i32::from(event.event_id.as_bytes()[15] % 8);
+        self.db
+            .logged_batch(vec![
+                (&self.insert_message, message_values(message)),
+                (
+                    &self.insert_outbox,
+                    query_values!(
+                        bucket,
+                        shard,
+                        *event.event_id.as_uuid(),
+                        Blob::from(serde_json::to_vec(event)?)
+                    ),
+                ),
+                (&self.insert_outbox_bucket, query_values!(shard, bucket)),
+            ])
+            .await?;
         Ok(())
     }
 
@@ -179,6 +209,22 @@ impl Fixture {
     }
 }
 
+/// The values of the message row, bound as the store binds them.
+fn message_values(message: &StoredMessage) -> cdrs_tokio::query::QueryValues {
+    let at = message.timestamp.to_offset(UtcOffset::UTC);
+    query_values!(
+        *message.chat_id.as_uuid(),
+        PrimitiveDateTime::new(at.date(), at.time()),
+        *message.id.as_uuid(),
+        *message.sender_id.as_uuid(),
+        *message.recipient_id.as_uuid(),
+        message.kind.as_str().to_owned(),
+        Blob::from(message.content.0.clone()),
+        Blob::from(message.digest.0.clone()),
+        message.client_msg_id.as_str().to_owned()
+    )
+}
+
 /// Which statement a store phase runs.
 #[derive(Debug, Clone, Copy)]
 pub enum StorePhase {
@@ -188,6 +234,8 @@ pub enum StorePhase {
     Claim,
     /// `CassandraStore::append`.
     Append,
+    /// The claim plus a logged batch: the send path until 2026-11-30.
+    Batched,
 }
 
 impl StorePhase {
@@ -196,6 +244,7 @@ impl StorePhase {
             Self::Raw => "r",
             Self::Claim => "c",
             Self::Append => "a",
+            Self::Batched => "b",
         }
     }
 }
@@ -219,6 +268,7 @@ pub async fn run(
                 StorePhase::Append => {
                     fixture.store.append(&message, &event).await?;
                 }
+                StorePhase::Batched => fixture.batched_append(&message, &event).await?,
             }
             Ok(started.elapsed())
         }

@@ -13,8 +13,11 @@ pub enum Phase {
     Raw,
     /// The dedup claim alone (a lightweight transaction).
     Claim,
-    /// `CassandraStore::append`: claim, then the logged batch.
+    /// `CassandraStore::append`: the claim, then the message and outbox rows in parallel.
     Append,
+    /// The send path until 2026-11-30 (the claim, then one logged batch of the message, outbox
+    /// and index rows), to compare old and new in one run. Not in the default list.
+    Batched,
     /// Through nginx over WebSocket, closed loop and fixed rate.
     E2e,
     /// Idle authenticated sockets on one instance: memory per socket.

@@ -93,10 +93,12 @@ async fn main() -> ExitCode {
     let mut fixture: Option<Rc<Fixture>> = None;
     // The store keyspace goes as soon as the last store phase is done: compacting its rows
     // would otherwise load Cassandra during the e2e phases.
-    let last_store_phase = args
-        .phases
-        .iter()
-        .rposition(|phase| matches!(phase, Phase::Raw | Phase::Claim | Phase::Append));
+    let last_store_phase = args.phases.iter().rposition(|phase| {
+        matches!(
+            phase,
+            Phase::Raw | Phase::Claim | Phase::Append | Phase::Batched
+        )
+    });
     for (index, phase) in args.phases.clone().into_iter().enumerate() {
         eprintln!("chat-bench: phase {phase:?}");
         let outcome = match phase {
@@ -129,6 +131,17 @@ async fn main() -> ExitCode {
                     &parts,
                     &mut fixture,
                     StorePhase::Append,
+                    &mut results,
+                )
+                .await
+            }
+            Phase::Batched => {
+                store_phase(
+                    &args,
+                    &stack,
+                    &parts,
+                    &mut fixture,
+                    StorePhase::Batched,
                     &mut results,
                 )
                 .await

@@ -16,7 +16,7 @@ use crate::procs::CpuUse;
 /// One store phase's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreResult {
-    /// `raw`, `claim` or `append`.
+    /// `raw`, `claim`, `append` or `batched`.
     pub phase: String,
     /// Concurrent writers.
     pub writers: usize,
@@ -43,6 +43,8 @@ pub struct Ratios {
     pub append_raw: Option<f64>,
     /// claim rate / raw rate.
     pub claim_raw: Option<f64>,
+    /// append rate / batched rate: the new write path against the old one, same run.
+    pub append_batched: Option<f64>,
     /// best end-to-end acknowledged rate / raw rate.
     pub e2e_raw: Option<f64>,
     /// drain rate / best end-to-end acknowledged rate: issue #11 asks for at least 2.
@@ -94,6 +96,10 @@ impl Results {
         self.ratios = Ratios {
             append_raw: raw.zip(rate("append")).map(|(raw, append)| append / raw),
             claim_raw: raw.zip(rate("claim")).map(|(raw, claim)| claim / raw),
+            append_batched: rate("batched")
+                .filter(|batched| *batched > 0.0)
+                .zip(rate("append"))
+                .map(|(batched, append)| append / batched),
             e2e_raw: raw.zip(best_e2e).map(|(raw, e2e)| e2e / raw),
             drain_e2e: self
                 .drain
@@ -150,10 +156,12 @@ impl Results {
         let ratio = |value: Option<f64>| value.map_or("–".to_owned(), |v| format!("{v:.2}"));
         let _ = writeln!(
             md,
-            "Ratios of rates: append/raw **{}**, claim/raw **{}**, e2e/raw **{}** (best e2e load).\n",
+            "Ratios of rates: append/raw **{}**, claim/raw **{}**, e2e/raw **{}** (best e2e load), \
+             append/batched **{}** (new write path / old, when `batched` ran).\n",
             ratio(self.ratios.append_raw),
             ratio(self.ratios.claim_raw),
-            ratio(self.ratios.e2e_raw)
+            ratio(self.ratios.e2e_raw),
+            ratio(self.ratios.append_batched)
         );
         // Idle first: the default order runs it before the e2e loads.
         if let Some(idle) = &self.idle {

@@ -64,6 +64,14 @@ pub const INSERT_MESSAGE_CQL: &str = "INSERT INTO messages (chat_id, timestamp, 
                                       sender_id, recipient_id, kind, content, digest, \
                                       client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+/// The outbox event row, as `append` writes it (public for `chat-bench`, like the two above).
+pub const INSERT_OUTBOX_CQL: &str =
+    "INSERT INTO outbox (bucket, shard, event_id, event) VALUES (?, ?, ?, ?)";
+
+/// The outbox index row, as `append` writes it once per bucket (public for `chat-bench`).
+pub const INSERT_OUTBOX_BUCKET_CQL: &str =
+    "INSERT INTO outbox_buckets (shard, bucket) VALUES (?, ?)";
+
 struct Statements {
     claim: PreparedQuery,
     insert_message: PreparedQuery,
@@ -121,12 +129,8 @@ impl CassandraStore {
         let statements = Statements {
             claim: db.prepare(CLAIM_CQL).await?,
             insert_message: db.prepare(INSERT_MESSAGE_CQL).await?,
-            insert_outbox: db
-                .prepare("INSERT INTO outbox (bucket, shard, event_id, event) VALUES (?, ?, ?, ?)")
-                .await?,
-            insert_outbox_bucket: db
-                .prepare("INSERT INTO outbox_buckets (shard, bucket) VALUES (?, ?)")
-                .await?,
+            insert_outbox: db.prepare(INSERT_OUTBOX_CQL).await?,
+            insert_outbox_bucket: db.prepare(INSERT_OUTBOX_BUCKET_CQL).await?,
             newest: db
                 .prepare(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?"
