@@ -204,23 +204,12 @@ pub async fn run_step(
 
     // Settle: the last acks, then live deliveries (a few seconds at most), then Kafka.
     let settle_until = Instant::now() + settle;
-    wait_until(settle_until, || {
-        let book = book.borrow();
-        book.acked.len() >= book.sent.len()
-    })
-    .await;
+    wait_for_acks(&book, settle_until).await;
     let cpu = CpuSnapshot::take(target.parts).since(&cpu_before);
-    let live_until = (Instant::now() + Duration::from_secs(5)).min(settle_until);
-    wait_until(live_until, || {
-        let book = book.borrow();
-        book.acked
-            .values()
-            .all(|acked| book.delivered.contains(&acked.message_id))
-    })
-    .await;
+    wait_for_deliveries(&book, settle_until).await;
     wait_for_events(&book, &watcher, settle).await;
-    // The gauge is set after each relay round: two rounds after the last event, it counts
-    // what is really left rather than a batch being deleted.
+    // Two relay rounds after the last event, so a batch being deleted is not counted; the gauge
+    // itself is refreshed every `relay.backlog_interval_ms`, so it may be that old.
     tokio::time::sleep(Duration::from_millis(2 * stack.settings.relay.interval_ms)).await;
     let backlog_after_settle = outbox_backlog().await;
     for closer in closers {
@@ -422,19 +411,8 @@ pub async fn send_burst(
     )
     .await;
     let settle_until = Instant::now() + settle;
-    wait_until(settle_until, || {
-        let book = book.borrow();
-        book.acked.len() >= book.sent.len()
-    })
-    .await;
-    let live_until = (Instant::now() + Duration::from_secs(5)).min(settle_until);
-    wait_until(live_until, || {
-        let book = book.borrow();
-        book.acked
-            .values()
-            .all(|acked| book.delivered.contains(&acked.message_id))
-    })
-    .await;
+    wait_for_acks(&book, settle_until).await;
+    wait_for_deliveries(&book, settle_until).await;
     let (sent, acked, seconds) = {
         let book = book.borrow();
         let seconds = book
@@ -489,6 +467,28 @@ async fn wait_for_events(book: &RefCell<Book>, watcher: &Watcher, stall: Duratio
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until every sent message is acknowledged, or `until`.
+async fn wait_for_acks(book: &RefCell<Book>, until: Instant) {
+    wait_until(until, || {
+        let book = book.borrow();
+        book.acked.len() >= book.sent.len()
+    })
+    .await;
+}
+
+/// Waits a few seconds at most (and never past `until`) for every acknowledged message to be
+/// delivered live.
+async fn wait_for_deliveries(book: &RefCell<Book>, until: Instant) {
+    let live_until = (Instant::now() + Duration::from_secs(5)).min(until);
+    wait_until(live_until, || {
+        let book = book.borrow();
+        book.acked
+            .values()
+            .all(|acked| book.delivered.contains(&acked.message_id))
+    })
+    .await;
 }
 
 async fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) {
