@@ -220,20 +220,18 @@ impl CassandraStore {
     /// and the claim in `message_dedup` holds a copy of both rows for the resend to rewrite.
     /// A logged batch would make the pair atomic at the price of a batchlog write and delete
     /// per message (and stalled for ~20 s on a ring whenever a node died): docs/decisions.md.
+    ///
+    /// `event_json` is the event as the claim stored it: encoded once per send.
     async fn write(
         &self,
         message: &StoredMessage,
-        event: &NewMessageEvent,
+        event_id: EventId,
+        event_json: Vec<u8>,
     ) -> Result<(), CassandraError> {
         let s = &self.statements;
         let bucket = millis(OffsetDateTime::now_utc()).div_euclid(BUCKET_MILLIS);
-        let shard = self.shard_of(event.event_id);
-        let outbox = query_values!(
-            bucket,
-            shard,
-            *event.event_id.as_uuid(),
-            Blob::from(encode(event, "outbox")?)
-        );
+        let shard = self.shard_of(event_id);
+        let outbox = query_values!(bucket, shard, *event_id.as_uuid(), Blob::from(event_json));
         let (message_written, outbox_written, indexed) = tokio::join!(
             self.db
                 .run(&s.insert_message, message_values(message), true),
@@ -361,13 +359,14 @@ impl MessageStore for CassandraStore {
         message: &StoredMessage,
         event: &NewMessageEvent,
     ) -> chat_domain::Result<Appended> {
+        let event_json = encode(event, DEDUP)?;
         let claim = query_values!(
             *message.chat_id.as_uuid(),
             *message.sender_id.as_uuid(),
             message.client_msg_id.as_str().to_owned(),
             *message.id.as_uuid(),
             Blob::from(encode(message, DEDUP)?),
-            Blob::from(encode(event, DEDUP)?),
+            Blob::from(event_json.clone()),
             self.dedup_ttl_secs
         );
         let (claimed, existing) = self
@@ -375,19 +374,21 @@ impl MessageStore for CassandraStore {
             .run_conditional(&self.statements.claim, claim)
             .await?;
         if claimed {
-            self.write(message, event).await?;
+            self.write(message, event.event_id, event_json).await?;
             return Ok(Appended::Stored);
         }
         let existing = existing.ok_or_else(|| CassandraError::BadRow {
             table: DEDUP,
             reason: "no existing row".to_owned(),
         })?;
-        let original: StoredMessage = decode(get::<Blob>(&existing, "message", DEDUP)?, DEDUP)?;
-        let original_event: NewMessageEvent =
-            decode(get::<Blob>(&existing, "event", DEDUP)?, DEDUP)?;
+        let original: StoredMessage =
+            decode(&get::<Blob>(&existing, "message", DEDUP)?.into_vec(), DEDUP)?;
+        let original_event = get::<Blob>(&existing, "event", DEDUP)?.into_vec();
+        let original_event_id = decode::<NewMessageEvent>(&original_event, DEDUP)?.event_id;
         // The first attempt may have died between its claim and its rows (it was then never
         // acknowledged): rewrite both as they were. Plain upserts; the event keeps its id.
-        self.write(&original, &original_event).await?;
+        self.write(&original, original_event_id, original_event)
+            .await?;
         // The stored row may have been seen since; return it as it is now.
         let current = self.read_one(original.chat_id, original.id).await?;
         Ok(Appended::Duplicate(current.unwrap_or(original)))
@@ -539,7 +540,7 @@ impl Outbox for CassandraStore {
                 }
                 for row in &rows {
                     let event: NewMessageEvent =
-                        decode(get::<Blob>(row, "event", "outbox")?, "outbox")?;
+                        decode(&get::<Blob>(row, "event", "outbox")?.into_vec(), "outbox")?;
                     self.locations().insert(event.event_id, (bucket, shard));
                     events.push(event);
                 }
@@ -688,7 +689,9 @@ fn decode_resume(chat: ChatId, state: &[u8]) -> chat_domain::Result<(Query, Vec<
     Ok((query, paging_state.to_vec()))
 }
 
-fn message_values(message: &StoredMessage) -> QueryValues {
+/// The values of [`INSERT_MESSAGE_CQL`] for `message`: public so that benchmarks bind exactly
+/// what the store binds.
+pub fn message_values(message: &StoredMessage) -> QueryValues {
     query_values!(
         *message.chat_id.as_uuid(),
         cql_time(message.timestamp),
@@ -751,10 +754,10 @@ fn encode<T: serde::Serialize>(value: &T, table: &'static str) -> Result<Vec<u8>
 
 /// A JSON blob read from `table`.
 fn decode<T: serde::de::DeserializeOwned>(
-    blob: Blob,
+    json: &[u8],
     table: &'static str,
 ) -> Result<T, CassandraError> {
-    serde_json::from_slice(&blob.into_vec()).map_err(|error| CassandraError::BadRow {
+    serde_json::from_slice(json).map_err(|error| CassandraError::BadRow {
         table,
         reason: format!("decoding: {error}"),
     })
