@@ -333,7 +333,7 @@ impl Db {
             let session = self.session();
             let result = within(self.inner.timeout_ms, session.prepare(cql)).await;
             match self.watch(result.and_then(|prepared| prepared.map_err(Into::into))) {
-                Err(error) if is_schema_lag(&error) && std::time::Instant::now() < deadline => {
+                Err(error) if error.is_schema_lag() && std::time::Instant::now() < deadline => {
                     tracing::info!(
                         %error,
                         "schema not on this node yet (or migrations not applied: message-service migrate); preparing again"
@@ -489,9 +489,3 @@ impl Db {
 
 /// How long preparing waits for a schema change to reach the coordinator.
 const SCHEMA_SPREAD: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Whether `error` says the coordinator does not know a table or keyspace yet.
-fn is_schema_lag(error: &CassandraError) -> bool {
-    let text = error.to_string();
-    text.contains("does not exist") || text.contains("unconfigured table")
-}
