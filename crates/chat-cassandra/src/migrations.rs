@@ -229,7 +229,13 @@ mod tests {
         // The migrations, and every statement the adapters prepare or run (their sources,
         // where the CQL text lives): every query must be a single-partition read.
         let sources = MIGRATIONS.iter().map(|migration| migration.cql).chain([
-            include_str!("store.rs"),
+            include_str!("store/mod.rs"),
+            include_str!("store/statements.rs"),
+            include_str!("store/messages.rs"),
+            include_str!("store/claims.rs"),
+            include_str!("store/continuation.rs"),
+            include_str!("store/outbox.rs"),
+            include_str!("store/leases.rs"),
             include_str!("chats.rs"),
             include_str!("session.rs"),
             include_str!("health.rs"),
