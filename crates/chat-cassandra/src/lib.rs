@@ -1,8 +1,8 @@
 //! # chat-cassandra
 //!
 //! The Apache Cassandra adapters of chat-message-service: the message store (with the outbox
-//! written in the same logged batch as each message) and the chat directory, plus the schema's
-//! versioned migrations. Built on `cdrs-tokio`; reusable by sibling services through
+//! row written alongside each message, after the send's claim) and the chat directory, plus
+//! the schema's versioned migrations. Built on `cdrs-tokio`; reusable by sibling services through
 //! [`CassandraConfig`], [`connect_adapters`] and the domain's ports. The data model and the
 //! query each table serves: `docs/data-model.md`.
 //!
@@ -12,10 +12,19 @@
 //! - [`session`]: the driver session and [`session::Db`], which every request goes through.
 //! - [`health`]: node probes, and the load-balancing strategy that avoids silent nodes.
 //! - [`migrations`]: `migrations/*.cql`, applied once each by [`migrations::migrate`].
-//! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports (each instance relays
-//!   only the outbox shards it holds a lease on: `outbox_leases`).
+//! - [`store`]: [`CassandraStore`], the `MessageStore` and `Outbox` ports, one file per job:
+//!   - `store/statements.rs`: every statement's CQL, prepared once per store;
+//!   - `store/messages.rs`: the `MessageStore` port on `messages` (send, history, seen);
+//!   - `store/claims.rs`: a send's claim in `message_dedup`, and the first attempt read back;
+//!   - `store/continuation.rs`: the resume state of a history page (the driver's paging
+//!     state, bound to its chat and query);
+//!   - `store/outbox.rs`: the `Outbox` port on `outbox` and its index `outbox_buckets`;
+//!   - `store/leases.rs`: which outbox shards this instance relays (`outbox_leases`).
 //! - [`chats`]: [`CassandraChats`], the `ChatDirectory` port.
-//! - [`error`]: [`CassandraError`] and its mapping into `chat_domain::Error`.
+//! - `rows`: typed column reads; a bad row's error names its table and column.
+//! - [`error`]: [`CassandraError`], its mapping into `chat_domain::Error`, and the error kinds
+//!   recognised by the driver's or the server's wording (lost connection, bad paging state,
+//!   schema not yet on the coordinator).
 //!
 //! ## How cdrs-tokio's gaps are covered
 //! - **No request timeout**: every request runs under `tokio::time::timeout`
