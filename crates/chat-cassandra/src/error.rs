@@ -11,8 +11,8 @@ pub enum CassandraError {
     Config(String),
     /// The driver failed (connection, protocol, or a server error). Boxed: the driver's error
     /// is large, and every result of this crate carries this type.
-    #[error("cassandra: {0}")]
-    Driver(Box<cdrs_tokio::error::Error>),
+    #[error("cassandra")]
+    Driver(#[source] Box<cdrs_tokio::error::Error>),
     /// The session could not be set up.
     #[error("cassandra session: {0}")]
     Session(String),
@@ -105,7 +105,7 @@ impl CassandraError {
     /// servers), anywhere in the error's text: the driver prints the server's message inside
     /// its own.
     pub(crate) fn is_schema_lag(&self) -> bool {
-        let text = self.to_string();
+        let text = chat_domain::Report::of(self).to_string();
         text.contains("does not exist") || text.contains("unconfigured table")
     }
 }
@@ -113,12 +113,12 @@ impl CassandraError {
 impl From<CassandraError> for Error {
     fn from(error: CassandraError) -> Self {
         match error {
-            CassandraError::BadRow { .. } => Error::Corrupt(error.to_string()),
+            CassandraError::BadRow { .. } => Error::Corrupt(chat_domain::Cause::new(error)),
             CassandraError::Config(_) | CassandraError::Migration { .. } => {
-                Error::Internal(error.to_string())
+                Error::Internal(chat_domain::Cause::new(error))
             }
             CassandraError::Driver(_) | CassandraError::Session(_) | CassandraError::Timeout(_) => {
-                Error::Unavailable(error.to_string())
+                Error::Unavailable(chat_domain::Cause::new(error))
             }
         }
     }

@@ -184,12 +184,12 @@ async fn prepare_on_every_node(
             ),
             Ok(Err(error)) => tracing::warn!(
                 node = %node.broadcast_rpc_address(),
-                %error,
+                error = %chat_domain::Report::of(&error),
                 "cassandra: could not prepare on this node; the driver will re-prepare on use"
             ),
             Err(error) => tracing::warn!(
                 node = %node.broadcast_rpc_address(),
-                %error,
+                error = %chat_domain::Report::of(&error),
                 "cassandra: could not prepare on this node; the driver will re-prepare on use"
             ),
         }
@@ -302,7 +302,9 @@ impl Db {
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = session;
                 tracing::info!("cassandra: reconnected with a fresh session");
             }
-            Err(error) => tracing::warn!(%error, "cassandra: still unreachable"),
+            Err(error) => {
+                tracing::warn!(error = %chat_domain::Report::of(&error), "cassandra: still unreachable")
+            }
         }
     }
 
@@ -335,7 +337,7 @@ impl Db {
             match self.watch(result.and_then(|prepared| prepared.map_err(Into::into))) {
                 Err(error) if error.is_schema_lag() && std::time::Instant::now() < deadline => {
                     tracing::info!(
-                        %error,
+                        error = %chat_domain::Report::of(&error),
                         "schema not on this node yet (or migrations not applied: message-service migrate); preparing again"
                     );
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

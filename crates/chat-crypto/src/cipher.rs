@@ -136,7 +136,7 @@ impl Cipher for MessageCipher {
         let key = self
             .keys
             .get(&self.active_key_id)
-            .ok_or_else(|| Error::Internal(format!("no key {}", self.active_key_id)))?;
+            .ok_or_else(|| Error::Internal(format!("no key {}", self.active_key_id).into()))?;
         let mut nonce = [0u8; NONCE_LEN];
         self.random
             .fill(&mut nonce)
@@ -155,7 +155,7 @@ impl Cipher for MessageCipher {
                 Aad::from(aad),
                 &mut envelope[BODY_START..],
             )
-            .map_err(|_| Error::Internal("sealing failed".to_owned()))?;
+            .map_err(|_| Error::Internal("sealing failed".into()))?;
         envelope.extend_from_slice(tag.as_ref());
         Ok(Sealed(envelope))
     }
@@ -163,23 +163,23 @@ impl Cipher for MessageCipher {
     fn open(&self, sealed: &Sealed, binding: &SealBinding) -> Result<Vec<u8>> {
         let envelope = sealed.0.as_slice();
         if envelope.len() < ENVELOPE_OVERHEAD {
-            return Err(Error::Corrupt("envelope too short".to_owned()));
+            return Err(Error::Corrupt("envelope too short".into()));
         }
         let (header, rest) = envelope.split_at(HEADER_LEN);
         let (nonce, body) = rest.split_at(NONCE_LEN);
         let version = header[0];
         if version != ENVELOPE_VERSION {
-            return Err(Error::Corrupt(format!(
-                "unsupported envelope version {version}"
-            )));
+            return Err(Error::Corrupt(
+                format!("unsupported envelope version {version}").into(),
+            ));
         }
         let key_id = u16::from_be_bytes([header[1], header[2]]);
         let key = self
             .keys
             .get(&key_id)
-            .ok_or_else(|| Error::Corrupt(format!("unknown key id {key_id}")))?;
+            .ok_or_else(|| Error::Corrupt(format!("unknown key id {key_id}").into()))?;
         let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| Error::Corrupt("bad nonce".to_owned()))?;
+            .map_err(|_| Error::Corrupt("bad nonce".into()))?;
 
         let mut in_out = body.to_vec();
         let length = key
@@ -188,7 +188,7 @@ impl Cipher for MessageCipher {
                 Aad::from(associated_data(header, binding)),
                 &mut in_out,
             )
-            .map_err(|_| Error::Corrupt("authentication failed".to_owned()))?
+            .map_err(|_| Error::Corrupt("authentication failed".into()))?
             .len();
         in_out.truncate(length);
         Ok(in_out)

@@ -50,6 +50,6 @@ pub enum CryptoError {
 /// client's: it becomes [`chat_domain::Error::Internal`].
 impl From<CryptoError> for chat_domain::Error {
     fn from(error: CryptoError) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(chat_domain::Cause::new(error))
     }
 }

@@ -43,7 +43,7 @@ fn binding() -> SealBinding {
 
 fn corrupt_reason(result: chat_domain::Result<Vec<u8>>) -> String {
     match result {
-        Err(Error::Corrupt(reason)) => reason,
+        Err(Error::Corrupt(reason)) => reason.to_string(),
         other => panic!("expected a Corrupt error, got {other:?}"),
     }
 }

@@ -39,7 +39,7 @@ pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Cause, Error, Report, Result};
 pub use events::{LiveEvent, NewMessageEvent};
 pub use ids::{
     ChatId, ClientMessageId, ConnectionId, EventId, MessageId, MessageIdGenerator, UserId,

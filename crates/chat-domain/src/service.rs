@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::events::{LiveEvent, NewMessageEvent};
 use crate::ids::{ChatId, ClientMessageId, ConnectionId, MessageId, MessageIdGenerator, UserId};
 use crate::model::{Chat, ChatSummary, Message, MessageKind, StoredMessage, truncate_to_millis};
@@ -170,7 +170,7 @@ impl ChatService {
         let chat = self.ports.chats.open(&wanted).await?;
         for member in chat.members {
             if let Err(error) = self.ports.chat_lists.forget(member).await {
-                tracing::warn!(%error, user = %member, "could not drop a cached chat list");
+                tracing::warn!(error = %error.report(), user = %member, "could not drop a cached chat list");
             }
         }
         self.remember_chat(&chat);
@@ -190,11 +190,13 @@ impl ChatService {
         match self.ports.chat_lists.get(user).await {
             Ok(Some(chats)) => return Ok(chats),
             Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "chat list cache failed; reading the store"),
+            Err(error) => {
+                tracing::warn!(error = %error.report(), "chat list cache failed; reading the store")
+            }
         }
         let chats = self.ports.chats.chats_of(user).await?;
         if let Err(error) = self.ports.chat_lists.put(user, &chats).await {
-            tracing::warn!(%error, "could not cache a chat list");
+            tracing::warn!(error = %error.report(), "could not cache a chat list");
         }
         Ok(chats)
     }
@@ -237,7 +239,7 @@ impl ChatService {
         let recipient_online = match self.ports.fan_out.is_connected(recipient).await {
             Ok(online) => online,
             Err(error) => {
-                tracing::warn!(%error, "presence unknown; the event says offline");
+                tracing::warn!(error = %error.report(), "presence unknown; the event says offline");
                 false
             }
         };
@@ -249,7 +251,7 @@ impl ChatService {
         // Before the ack, so a first page served from the cache after the ack has the message
         // (or the window is gone). The adapter bounds this with a short timeout.
         if let Err(error) = self.ports.recent.remember(&message).await {
-            tracing::warn!(%error, chat = %message.chat_id, "recent cache write failed");
+            tracing::warn!(error = %error.report(), chat = %message.chat_id, "recent cache write failed");
             self.forget_recent(message.chat_id).await;
         }
         Ok(Accepted {
@@ -312,7 +314,7 @@ impl ChatService {
                     Ok(()) => Some(cursor),
                     Err(error) => {
                         // The page itself is good: serve it, without a way to the next one.
-                        tracing::warn!(%error, chat = %chat_id, "could not keep a history cursor");
+                        tracing::warn!(error = %error.report(), chat = %chat_id, "could not keep a history cursor");
                         None
                     }
                 }
@@ -388,7 +390,7 @@ impl ChatService {
                     .await?
                     .ok_or(Error::MessageNotFound)?;
                 if let Err(error) = self.ports.recent.refresh(&seen).await {
-                    tracing::warn!(%error, chat = %chat_id, "recent cache refresh failed");
+                    tracing::warn!(error = %error.report(), chat = %chat_id, "recent cache refresh failed");
                     self.forget_recent(chat_id).await;
                 }
                 seen
@@ -396,7 +398,7 @@ impl ChatService {
         };
         let seen_at = message
             .seen_at
-            .ok_or_else(|| Error::Internal("the store did not record seen_at".to_owned()))?;
+            .ok_or_else(|| Error::Internal("the store did not record seen_at".into()))?;
         let receipt = SeenReceipt {
             chat_id,
             message_id,
@@ -443,8 +445,12 @@ impl ChatService {
             .ports
             .cipher
             .open(&stored.content, &SealBinding::of(stored))?;
-        let content = String::from_utf8(plaintext)
-            .map_err(|_| Error::Corrupt(format!("message {} is not UTF-8", stored.id)))?;
+        let content = String::from_utf8(plaintext).map_err(|error| {
+            Error::Corrupt(Cause::in_context(
+                format!("message {} is not UTF-8", stored.id),
+                error,
+            ))
+        })?;
         Ok(Message {
             id: stored.id,
             chat_id: stored.chat_id,
@@ -519,7 +525,7 @@ impl ChatService {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(%error, chat = %chat_id, "recent cache read failed");
+                    tracing::warn!(error = %error.report(), chat = %chat_id, "recent cache read failed");
                 }
             }
         }
@@ -536,7 +542,7 @@ impl ChatService {
                 messages: read.messages.iter().take(capacity).cloned().collect(),
             };
             if let Err(error) = self.ports.recent.prime(chat_id, &window).await {
-                tracing::warn!(%error, chat = %chat_id, "could not prime the recent cache");
+                tracing::warn!(error = %error.report(), chat = %chat_id, "could not prime the recent cache");
             }
         }
         if read.messages.len() > limit as usize {
@@ -555,14 +561,14 @@ impl ChatService {
     async fn publish_to(&self, users: &[UserId], event: &LiveEvent) {
         for user in users {
             if let Err(error) = self.ports.fan_out.publish(*user, event).await {
-                tracing::warn!(%error, %user, "live delivery failed; the client will sync");
+                tracing::warn!(error = %error.report(), %user, "live delivery failed; the client will sync");
             }
         }
     }
 
     async fn forget_recent(&self, chat_id: ChatId) {
         if let Err(error) = self.ports.recent.forget(chat_id).await {
-            tracing::error!(%error, chat = %chat_id, "could not drop a stale recent window");
+            tracing::error!(error = %error.report(), chat = %chat_id, "could not drop a stale recent window");
         }
     }
 

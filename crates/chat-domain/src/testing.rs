@@ -38,7 +38,7 @@ impl FailSwitch {
 
     fn check(&self, what: &str) -> Result<()> {
         if self.0.load(Ordering::SeqCst) {
-            Err(Error::Unavailable(what.to_owned()))
+            Err(Error::Unavailable(format!("{what} is unavailable").into()))
         } else {
             Ok(())
         }
@@ -110,7 +110,7 @@ impl MessageStore for MemoryStore {
                 .messages
                 .get(&(message.chat_id, *position))
                 .cloned()
-                .ok_or_else(|| Error::Internal("dedup entry without message".to_owned()))?;
+                .ok_or_else(|| Error::Internal("dedup entry without message".into()))?;
             return Ok(Appended::Duplicate(original));
         }
         state.dedup.insert(key, message.position());
@@ -459,7 +459,7 @@ impl Cipher for FakeCipher {
         match sealed.0.strip_prefix(aad.as_slice()) {
             Some(body) => Ok(body.iter().map(|byte| !byte).collect()),
             None => Err(Error::Corrupt(
-                "the envelope is bound to another row".to_owned(),
+                "the envelope is bound to another row".into(),
             )),
         }
     }

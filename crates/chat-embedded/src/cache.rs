@@ -287,7 +287,7 @@ impl CursorStore for InProcessCache {
             Ok(())
         } else {
             Err(Error::Unavailable(
-                "in-process cursor store (max_cursors is 0)".to_owned(),
+                "in-process cursor store (max_cursors is 0)".into(),
             ))
         }
     }

@@ -24,7 +24,7 @@ pub enum EmbeddedError {
         path: PathBuf,
     },
     /// The database file could not be opened or created.
-    #[error("could not open the database {}: {source}", path.display())]
+    #[error("could not open the database {}", path.display())]
     Open {
         /// The database file.
         path: PathBuf,
@@ -33,10 +33,10 @@ pub enum EmbeddedError {
         source: redb::Error,
     },
     /// A read or write of the database failed.
-    #[error("embedded store: {0}")]
+    #[error("embedded store")]
     Database(#[from] redb::Error),
     /// A file operation outside the database failed (directories, the event log).
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Io {
         /// What was being done, e.g. "could not append to the event log".
         what: &'static str,
@@ -113,17 +113,17 @@ impl From<tokio::task::JoinError> for EmbeddedError {
 impl From<EmbeddedError> for chat_domain::Error {
     fn from(error: EmbeddedError) -> Self {
         match error {
-            EmbeddedError::Corrupt { .. } => Self::Corrupt(error.to_string()),
-            EmbeddedError::Database(redb::Error::Corrupted(reason)) => {
-                Self::Corrupt(format!("embedded store: {reason}"))
+            EmbeddedError::Corrupt { .. } => Self::Corrupt(chat_domain::Cause::new(error)),
+            EmbeddedError::Database(redb::Error::Corrupted(_)) => {
+                Self::Corrupt(chat_domain::Cause::new(error))
             }
             EmbeddedError::Encode { .. } | EmbeddedError::Task(_) => {
-                Self::Internal(error.to_string())
+                Self::Internal(chat_domain::Cause::new(error))
             }
             EmbeddedError::Database(_)
             | EmbeddedError::AlreadyOpen { .. }
             | EmbeddedError::Open { .. }
-            | EmbeddedError::Io { .. } => Self::Unavailable(error.to_string()),
+            | EmbeddedError::Io { .. } => Self::Unavailable(chat_domain::Cause::new(error)),
         }
     }
 }
@@ -137,7 +137,11 @@ mod tests {
         let storage: chat_domain::Error =
             EmbeddedError::Database(redb::Error::DatabaseClosed).into();
         assert!(
-            matches!(storage, chat_domain::Error::Unavailable(ref m) if m.starts_with("embedded store: "))
+            matches!(storage, chat_domain::Error::Unavailable(_))
+                && storage
+                    .report()
+                    .to_string()
+                    .starts_with("a backing service is unavailable: embedded store: ")
         );
         let row: chat_domain::Error = EmbeddedError::corrupt("message", "bad json").into();
         assert!(matches!(row, chat_domain::Error::Corrupt(_)));

@@ -87,7 +87,7 @@ fn append_synced(
         .and_then(|()| file.sync_data());
     if let Err(source) = written {
         if let Err(error) = file.set_len(end) {
-            tracing::error!(%error, path = %path.display(), "could not cut a failed append off the event log");
+            tracing::error!(error = %chat_domain::Report::of(&error), path = %path.display(), "could not cut a failed append off the event log");
         }
         return Err(EmbeddedError::io(
             "could not append to the event log",

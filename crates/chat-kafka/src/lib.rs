@@ -105,7 +105,7 @@ pub enum KafkaError {
     #[error("kafka config: {0}")]
     Config(String),
     /// The client failed (connection, protocol, or a broker error).
-    #[error("kafka: {0}")]
+    #[error("kafka client")]
     Client(#[from] rskafka::client::error::Error),
     /// No answer in time.
     #[error("kafka: no answer within {0} ms")]
@@ -125,16 +125,18 @@ pub enum KafkaError {
         last_seen: String,
     },
     /// An event could not be encoded.
-    #[error("kafka: encoding an event: {0}")]
+    #[error("kafka: encoding an event")]
     Encode(#[from] serde_json::Error),
 }
 
 impl From<KafkaError> for chat_domain::Error {
     fn from(error: KafkaError) -> Self {
         match error {
-            KafkaError::Config(_) | KafkaError::Encode(_) => Self::Internal(error.to_string()),
+            KafkaError::Config(_) | KafkaError::Encode(_) => {
+                Self::Internal(chat_domain::Cause::new(error))
+            }
             KafkaError::Client(_) | KafkaError::Timeout(_) | KafkaError::TopicNotReady { .. } => {
-                Self::Unavailable(error.to_string())
+                Self::Unavailable(chat_domain::Cause::new(error))
             }
         }
     }

@@ -143,7 +143,7 @@ impl Shared {
                     written += 1;
                 }
                 Err(error) => {
-                    tracing::debug!(%error, "pending invalidations still wait for redis");
+                    tracing::debug!(error = %chat_domain::Report::of(&error), "pending invalidations still wait for redis");
                     break;
                 }
             }

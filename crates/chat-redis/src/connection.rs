@@ -102,7 +102,7 @@ impl RedisConnection {
     pub async fn close(&self) {
         for client in [&self.data, &self.subscriber] {
             if let Err(error) = client.quit().await {
-                tracing::debug!(%error, "redis quit");
+                tracing::debug!(error = %chat_domain::Report::of(&error), "redis quit");
             }
         }
     }
@@ -250,12 +250,12 @@ impl RedisHealth {
         }
     }
 
-    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
+    pub(crate) fn failed(&self, error: &(dyn std::error::Error + 'static)) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self.retry_at() = Some(Instant::now() + self.retry_after);
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                %error,
+                error = %chat_domain::Report::of(error),
                 "redis is degraded: messages are still stored, acknowledged and published; \
                  history is read from the store and live delivery stays on this instance until \
                  it returns"
@@ -272,7 +272,7 @@ mod tests {
     fn a_failure_degrades_until_the_retry_time_and_a_success_restores() {
         let health = RedisHealth::new(Duration::from_millis(50));
         assert!(health.check().is_ok());
-        health.failed(&"boom");
+        health.failed(&std::io::Error::other("boom"));
         assert!(health.is_degraded());
         assert_eq!(health.failures(), 1);
         assert!(matches!(health.check(), Err(RedisError::Degraded)));

@@ -13,7 +13,7 @@ pub enum RedisError {
     #[error("redis config: {0}")]
     Config(String),
     /// A command failed: refused connection, timeout, cluster down, or a server error.
-    #[error("redis: {0}")]
+    #[error("redis")]
     Command(#[from] fred::error::Error),
     /// Redis was failing a moment ago; calls fail at once until `retry_after_ms` has passed.
     #[error("redis is degraded (retrying shortly)")]
@@ -39,9 +39,13 @@ pub enum RedisError {
 impl From<RedisError> for chat_domain::Error {
     fn from(error: RedisError) -> Self {
         match error {
-            RedisError::Corrupt { .. } => Self::Corrupt(error.to_string()),
-            RedisError::Config(_) | RedisError::Encode { .. } => Self::Internal(error.to_string()),
-            RedisError::Command(_) | RedisError::Degraded => Self::Unavailable(error.to_string()),
+            RedisError::Corrupt { .. } => Self::Corrupt(chat_domain::Cause::new(error)),
+            RedisError::Config(_) | RedisError::Encode { .. } => {
+                Self::Internal(chat_domain::Cause::new(error))
+            }
+            RedisError::Command(_) | RedisError::Degraded => {
+                Self::Unavailable(chat_domain::Cause::new(error))
+            }
         }
     }
 }

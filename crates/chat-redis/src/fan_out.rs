@@ -210,7 +210,7 @@ impl Shared {
         let envelope: Envelope = match serde_json::from_str(&payload) {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::warn!(%error, channel = %message.channel, "undecodable live event; dropped");
+                tracing::warn!(error = %chat_domain::Report::of(&error), channel = %message.channel, "undecodable live event; dropped");
                 return;
             }
         };
@@ -320,7 +320,7 @@ async fn slot_map(shared: &Shared) -> Option<Vec<(u16, u16, String)>> {
     match tokio::time::timeout(timeout, subscriber.sync_cluster()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
-            tracing::debug!(%error, "could not read the cluster's slot map");
+            tracing::debug!(error = %chat_domain::Report::of(&error), "could not read the cluster's slot map");
             return None;
         }
         Err(_) => return None,

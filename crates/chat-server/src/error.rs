@@ -72,11 +72,11 @@ impl From<chat_domain::Error> for ApiError {
             E::Forbidden(_) => StatusCode::FORBIDDEN,
             E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             E::Corrupt(_) | E::Internal(_) => {
-                return Self::internal(&error.to_string());
+                return Self::internal(&error.report().to_string());
             }
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(%error, "request failed: a backing service is unavailable");
+            tracing::warn!(error = %error.report(), "request failed: a backing service is unavailable");
             return Self::new(
                 status,
                 error.code(),
@@ -89,7 +89,7 @@ impl From<chat_domain::Error> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        tracing::debug!(%error, "unauthenticated request");
+        tracing::debug!(error = %chat_domain::Report::of(&error), "unauthenticated request");
         let message = match error {
             AuthError::Missing => "an access token is required",
             AuthError::Invalid(_) => "the access token is invalid or expired",

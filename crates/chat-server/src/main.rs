@@ -13,7 +13,11 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("message-service: {error}");
+            // The whole chain: what failed, and every cause under it down to the driver's.
+            eprintln!(
+                "message-service: {}",
+                chat_domain::Report::of(error.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

@@ -164,7 +164,7 @@ impl Metrics {
         self.sync_adapters();
         let mut out = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(%error, "could not encode metrics");
+            tracing::error!(error = %chat_domain::Report::of(&error), "could not encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
     }

@@ -75,7 +75,7 @@ pub enum SettingsError {
     #[error("unknown profile {0:?}; the profiles are: embedded, cluster")]
     UnknownProfile(String),
     /// A source could not be read or a value has the wrong type.
-    #[error("configuration: {0}")]
+    #[error("configuration")]
     Config(#[from] config::ConfigError),
     /// A value is out of range.
     #[error("configuration: {0}")]

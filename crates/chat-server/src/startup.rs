@@ -24,7 +24,7 @@ use crate::wiring::wire;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The listener could not bind.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Bind {
         /// The address asked for.
         address: String,
@@ -32,25 +32,25 @@ pub enum StartupError {
         source: std::io::Error,
     },
     /// Encryption keys are unusable.
-    #[error("crypto: {0}")]
+    #[error("crypto keys")]
     Crypto(#[from] chat_crypto::CryptoError),
     /// The embedded store or event log could not be opened.
-    #[error("embedded storage: {0}")]
+    #[error("embedded storage")]
     Embedded(#[from] chat_embedded::EmbeddedError),
     /// The Kafka publisher is misconfigured.
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] chat_kafka::KafkaError),
     /// Cassandra could not be reached or migrated.
-    #[error("{0}")]
+    #[error(transparent)]
     Cassandra(#[from] chat_cassandra::CassandraError),
     /// The Redis adapter is misconfigured.
-    #[error("{0}")]
+    #[error(transparent)]
     Redis(#[from] chat_redis::RedisError),
     /// The SIGTERM handler could not be installed.
-    #[error("cannot handle SIGTERM: {0}")]
-    Signal(std::io::Error),
+    #[error("cannot handle SIGTERM")]
+    Signal(#[source] std::io::Error),
     /// Metrics could not be registered.
-    #[error("metrics: {0}")]
+    #[error("metrics")]
     Metrics(#[from] prometheus::Error),
 }
 
@@ -262,7 +262,7 @@ async fn run_relay(
             Err(error) => {
                 metrics.relay_failures.inc();
                 pause = (pause * 2).clamp(idle, max_backoff);
-                tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
+                tracing::warn!(error = %error.report(), retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
             }
         }
         // Counting the backlog reads the whole outbox: once per round made a 45 000-event
@@ -277,7 +277,7 @@ async fn run_relay(
         }
         if stopping {
             if let Err(error) = relay.release().await {
-                tracing::warn!(%error, "could not hand over the outbox; other instances take it when the lease runs out");
+                tracing::warn!(error = %error.report(), "could not hand over the outbox; other instances take it when the lease runs out");
             }
             return;
         }

@@ -88,7 +88,7 @@ pub async fn wire(
         match redis.wait_connected(wait).await {
             Ok(()) => tracing::info!(nodes = ?settings.redis.nodes, "redis: connected"),
             Err(error) => tracing::warn!(
-                %error,
+                error = %chat_domain::Report::of(&error),
                 "redis does not answer yet; starting without it (reads use the store, live \
                  delivery stays on this instance) and reconnecting in the background"
             ),

@@ -36,7 +36,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             }),
         })),
         Ok(Err(error)) => {
-            tracing::warn!(%error, "not ready: the store failed");
+            tracing::warn!(error = %error.report(), "not ready: the store failed");
             HttpResponse::ServiceUnavailable().json(json!({"status": "store_unavailable"}))
         }
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({"status": "store_timeout"})),

@@ -298,10 +298,10 @@ impl ServerFrame {
         let message = if error.is_client_error() {
             error.to_string()
         } else if matches!(error, Error::Unavailable(_)) {
-            tracing::warn!(%error, "frame failed: a backing service is unavailable");
+            tracing::warn!(error = %error.report(), "frame failed: a backing service is unavailable");
             "the service is temporarily unavailable; retry".to_owned()
         } else {
-            tracing::error!(%error, "frame failed");
+            tracing::error!(error = %error.report(), "frame failed");
             "internal error".to_owned()
         };
         Self::error(error.code(), message, reference)

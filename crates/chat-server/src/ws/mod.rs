@@ -90,7 +90,7 @@ async fn run_connection(
             .register(user, connection, queue.clone(), &state.shutdown);
     tracing::debug!(%user, %connection, "socket open");
     if first_here && let Err(error) = state.service.ports().fan_out.watch(user).await {
-        tracing::warn!(%error, %user, "could not route the user's events here");
+        tracing::warn!(error = %error.report(), %user, "could not route the user's events here");
     }
     let mut writer = actix_web::rt::spawn(write_frames(
         state.service.clone(),
@@ -111,7 +111,7 @@ async fn run_connection(
     if state.connections.unregister(user, connection)
         && let Err(error) = state.service.ports().fan_out.unwatch(user).await
     {
-        tracing::warn!(%error, %user, "could not stop routing the user's events here");
+        tracing::warn!(error = %error.report(), %user, "could not stop routing the user's events here");
     }
     drop(queue);
     // Let the writer flush what is queued (the last ack included) before the close frame; a
@@ -190,17 +190,11 @@ impl Reader<'_> {
                     last_heard = Instant::now();
                     match message {
                         None => return Ending::Gone,
-                        Some(Err(ProtocolError::Overflow)) => {
-                            return Ending::Close(CloseCause::FrameTooLarge);
-                        }
-                        // actix-ws reports a message whose fragments exceed the limit as I/O.
-                        Some(Err(ProtocolError::Io(error)))
-                            if error.to_string().contains("continuation size") =>
-                        {
+                        Some(Err(error)) if is_message_too_large(&error) => {
                             return Ending::Close(CloseCause::FrameTooLarge);
                         }
                         Some(Err(error)) => {
-                            tracing::debug!(%error, "websocket protocol error");
+                            tracing::debug!(error = %chat_domain::Report::of(&error), "websocket protocol error");
                             return Ending::Close(CloseCause::ProtocolError);
                         }
                         Some(Ok(AggregatedMessage::Text(text))) => self.answer(&text).await,
@@ -365,7 +359,7 @@ fn live_frame(service: &ChatService, event: &LiveEvent) -> Option<ServerFrame> {
         LiveEvent::Message { ref message, .. } => match service.open_message(message) {
             Ok(message) => Some(ServerFrame::Message { message }),
             Err(error) => {
-                tracing::error!(%error, message = %message.id, "cannot open a live message");
+                tracing::error!(error = %error.report(), message = %message.id, "cannot open a live message");
                 None
             }
         },
@@ -383,5 +377,32 @@ fn live_frame(service: &ChatService, event: &LiveEvent) -> Option<ServerFrame> {
         LiveEvent::Typing {
             chat_id, user_id, ..
         } => Some(ServerFrame::Typing { chat_id, user_id }),
+    }
+}
+
+/// Whether actix-ws refused a message for its size: one frame over the limit is
+/// [`ProtocolError::Overflow`], but a message whose fragments add up to more than the limit is
+/// reported as an I/O error worded "Exceeded maximum continuation size" (actix-ws 0.4,
+/// `aggregated.rs`) — this is the one place that knows the wording.
+fn is_message_too_large(error: &ProtocolError) -> bool {
+    match error {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(error) => error.to_string().contains("continuation size"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_or_a_fragmented_message_over_the_limit_is_too_large_and_nothing_else_is() {
+        assert!(is_message_too_large(&ProtocolError::Overflow));
+        let fragments = std::io::Error::other("Exceeded maximum continuation size");
+        assert!(is_message_too_large(&ProtocolError::Io(fragments)));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert!(!is_message_too_large(&ProtocolError::Io(reset)));
+        assert!(!is_message_too_large(&ProtocolError::UnmaskedFrame));
     }
 }
