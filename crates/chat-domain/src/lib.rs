@@ -50,7 +50,7 @@ pub use ports::{
     Appended, ChatDirectory, ChatListCache, Cipher, CursorStore, EventPublisher, FanOut,
     LocalDelivery, MessageStore, Outbox, Ports, RecentMessages, SealBinding,
 };
-pub use relay::OutboxRelay;
+pub use relay::{OutboxRelay, RelayMetrics, RelayPacing, RelaySchedule};
 pub use service::{
     Accepted, Ack, ChatService, HistoryPage, Limits, Recipient, SeenReceipt, SendRequest, SyncBatch,
 };

@@ -153,9 +153,33 @@ impl ChatService {
         &self.limits
     }
 
-    /// The ports, for the server's health checks and relays.
-    pub fn ports(&self) -> &Ports {
-        &self.ports
+    /// A user's first socket on this instance opened: route their live events here.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the fan-out cannot route them (the socket still works; the
+    /// client syncs after a gap).
+    pub async fn connected(&self, user: UserId) -> Result<()> {
+        self.ports.fan_out.watch(user).await
+    }
+
+    /// A user's last socket on this instance closed: stop routing their live events here.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the fan-out cannot be told.
+    pub async fn disconnected(&self, user: UserId) -> Result<()> {
+        self.ports.fan_out.unwatch(user).await
+    }
+
+    /// Whether the store answers, for readiness: one cheap read (a chat that never exists).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn probe(&self) -> Result<()> {
+        self.ports
+            .chats
+            .get(ChatId::from_uuid(uuid::Uuid::nil()))
+            .await
+            .map(drop)
     }
 
     /// Opens (or finds) the chat of `user` and `peer`.

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod connections;
 pub mod error;
 pub mod metrics;
+pub mod relay;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -169,3 +169,20 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+/// The outbox relay's counts.
+impl chat_domain::RelayMetrics for Metrics {
+    fn published(&self, count: usize) {
+        self.events_published
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    fn failed(&self) {
+        self.relay_failures.inc();
+    }
+
+    fn backlog(&self, events: u64) {
+        self.outbox_backlog
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+}

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, middleware, web};
-use chat_domain::{ChatService, OutboxRelay};
+use chat_domain::{ChatService, OutboxRelay, RelayPacing};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
 use crate::connections::{CloseCause, Connections};
 use crate::metrics::Metrics;
-use crate::settings::{DEV_JWT_SECRET, RelaySettings, Settings};
+use crate::relay::ShutdownSchedule;
+use crate::settings::{DEV_JWT_SECRET, Settings};
 use crate::state::AppState;
 use crate::wiring::wire;
 
@@ -193,12 +194,12 @@ impl Application {
         } = self;
         let shutdown = state.shutdown.clone();
         actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
-        let relay_task = actix_web::rt::spawn(run_relay(
-            relay,
-            state.metrics.clone(),
-            state.settings.relay.clone(),
-            shutdown.clone(),
-        ));
+        let relay_metrics = state.metrics.clone();
+        let pacing = RelayPacing::from(&state.settings.relay);
+        let schedule = ShutdownSchedule::new(shutdown.clone());
+        let relay_task = actix_web::rt::spawn(async move {
+            relay.run(pacing, &schedule, relay_metrics.as_ref()).await;
+        });
         let handle = server.handle();
         let drain_state = state.clone();
         actix_web::rt::spawn(async move {
@@ -237,55 +238,4 @@ async fn listen_for_signals(
         () = shutdown.cancelled() => return,
     }
     shutdown.cancel();
-}
-
-/// Moves outbox events to the publisher until shutdown, then makes one last round.
-async fn run_relay(
-    relay: OutboxRelay,
-    metrics: Arc<Metrics>,
-    settings: RelaySettings,
-    shutdown: CancellationToken,
-) {
-    let idle = Duration::from_millis(settings.interval_ms);
-    let max_backoff = Duration::from_millis(settings.max_backoff_ms);
-    let backlog_interval = Duration::from_millis(settings.backlog_interval_ms);
-    let mut pause = idle;
-    let mut backlog_measured: Option<Instant> = None;
-    loop {
-        let stopping = shutdown.is_cancelled();
-        match relay.relay_once().await {
-            Ok(0) => pause = idle,
-            Ok(published) => {
-                metrics.events_published.inc_by(published as u64);
-                pause = Duration::ZERO;
-            }
-            Err(error) => {
-                metrics.relay_failures.inc();
-                pause = (pause * 2).clamp(idle, max_backoff);
-                tracing::warn!(error = %error.report(), retry_in_ms = pause.as_millis() as u64, "outbox relay failed");
-            }
-        }
-        // Counting the backlog reads the whole outbox: once per round made a 45 000-event
-        // backlog drain at ~250 events/s.
-        if backlog_measured.is_none_or(|at| at.elapsed() >= backlog_interval) {
-            backlog_measured = Some(Instant::now());
-            if let Ok(backlog) = relay.backlog().await {
-                metrics
-                    .outbox_backlog
-                    .set(i64::try_from(backlog).unwrap_or(i64::MAX));
-            }
-        }
-        if stopping {
-            if let Err(error) = relay.release().await {
-                tracing::warn!(error = %error.report(), "could not hand over the outbox; other instances take it when the lease runs out");
-            }
-            return;
-        }
-        if !pause.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
-    }
 }

@@ -21,12 +21,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.shutdown.is_cancelled() {
         return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
     }
-    let probe = state
-        .service
-        .ports()
-        .chats
-        .get(chat_domain::ChatId::from_uuid(uuid::Uuid::nil()));
-    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+    match tokio::time::timeout(PROBE_TIMEOUT, state.service.probe()).await {
         // Redis is a cache: degraded, the instance still serves (reads use the store), so it
         // stays ready and says so.
         Ok(Ok(_)) => HttpResponse::Ok().json(json!({
