@@ -280,17 +280,21 @@ nginx_pid() {
 }
 
 render_nginx_conf() {
-    local count=$1 i upstreams=""
+    local count=$1 i upstreams="" ws_upstreams=""
     mkdir -p "$nginx_prefix"/{conf,logs,temp}
+    # The template says why REST has passive health checks and WebSocket handshakes do not.
     for ((i = 1; i <= count; i++)); do
         upstreams+="        server 127.0.0.1:$(instance_port_of "$i") max_fails=2 fail_timeout=2s;"$'\n'
+        ws_upstreams+="        server 127.0.0.1:$(instance_port_of "$i") max_fails=0;"$'\n'
     done
     local template=$repo/deploy/nginx/nginx.conf.template out=$nginx_prefix/conf/nginx.conf
     awk -v prefix="$nginx_prefix" -v listen="$public_host:$public_port" \
-        -v upstreams="${upstreams%$'\n'}" -v connections="$worker_connections" '
+        -v upstreams="${upstreams%$'\n'}" -v ws_upstreams="${ws_upstreams%$'\n'}" \
+        -v connections="$worker_connections" '
         { gsub(/@@PREFIX@@/, prefix); gsub(/@@LISTEN@@/, listen);
           gsub(/@@WORKER_CONNECTIONS@@/, connections) }
         /^@@UPSTREAMS@@$/ { print upstreams; next }
+        /^@@WS_UPSTREAMS@@$/ { print ws_upstreams; next }
         { print }' "$template" >"$out.tmp"
     mv "$out.tmp" "$out"
     "$nginx_bin" -p "$nginx_prefix/" -c conf/nginx.conf -e "$nginx_prefix/logs/error.log" -t -q ||
