@@ -117,20 +117,17 @@ async fn users_on_different_instances_chat_live_and_every_copy_is_ciphertext() {
     assert!(!window.contains(secret), "plaintext in Redis");
 
     // Its event reached Kafka, content sealed, keyed by the recipient.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        let events = chat_kafka::read_all_events(&stack.settings.kafka)
-            .await
-            .unwrap_or_default();
-        if let Some(event) = events.into_iter().find(|e| e.event.message_id == id) {
-            break event;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no event for {id} in Kafka"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let events = chat_kafka::wait_for_events(
+        &stack.settings.kafka,
+        &[id.to_string()],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("no event for {id} in Kafka: {error}"));
+    let event = events
+        .into_iter()
+        .find(|e| e.event.message_id == id)
+        .unwrap();
     assert_eq!(event.key, bob.to_string());
     assert_eq!(event.event.content, stored.content);
     assert!(
