@@ -238,6 +238,13 @@ impl TestApp {
     }
 }
 
+/// One test at a time in this test binary: the guard of a lock every caller shares, for tests
+/// that stop, kill or count the shared servers.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// A fresh user id.
 pub fn user() -> UserId {
     UserId::from_uuid(uuid::Uuid::new_v4())

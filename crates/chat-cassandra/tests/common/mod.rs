@@ -138,3 +138,10 @@ pub fn setting(name: &str, default: usize) -> usize {
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
 }
+
+/// One test at a time in this test binary: the guard of a lock every caller shares, for tests
+/// that stop, kill or pause the test Cassandra.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
