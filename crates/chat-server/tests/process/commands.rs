@@ -2,15 +2,13 @@
 
 use base64::Engine as _;
 
-use crate::support::{command, free_port, run, workspace};
+use crate::support::{command, free_port, run, subcommand, workspace};
 
 #[test]
 fn keygen_prints_a_32_byte_base64_key() {
     let (work, data) = workspace();
-    let mut command = command(work.path(), &data, 0);
-    command.arg("keygen");
-    let finished = run("message-service keygen", command);
-    assert!(finished.status.success(), "keygen: {}", finished.stderr);
+    let finished = subcommand(work.path(), &data, &[], &["keygen"]);
+    finished.assert_success("keygen");
     let key = base64::engine::general_purpose::STANDARD
         .decode(finished.stdout.trim())
         .unwrap();
@@ -20,9 +18,7 @@ fn keygen_prints_a_32_byte_base64_key() {
 #[test]
 fn token_rejects_a_user_that_is_not_a_uuid() {
     let (work, data) = workspace();
-    let mut command = command(work.path(), &data, 0);
-    command.args(["token", "--user", "alice"]);
-    let finished = run("message-service token", command);
+    let finished = subcommand(work.path(), &data, &[], &["token", "--user", "alice"]);
     assert!(!finished.status.success(), "token accepted a non-UUID user");
     assert!(
         finished.stderr.contains("--user"),
@@ -39,15 +35,8 @@ fn token_rejects_a_user_that_is_not_a_uuid() {
 #[test]
 fn migrate_creates_the_database() {
     let (work, data) = workspace();
-    let mut command = command(work.path(), &data, 0);
-    command.arg("migrate");
-    let finished = run("message-service migrate", command);
-    assert!(
-        finished.status.success(),
-        "migrate failed ({}): {}",
-        finished.status,
-        finished.stderr
-    );
+    let finished = subcommand(work.path(), &data, &[], &["migrate"]);
+    finished.assert_success("migrate");
     assert!(data.join("chat.redb").is_file(), "no chat.redb in {data:?}");
 }
 

@@ -77,7 +77,7 @@ fn collect(mut pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHa
 /// A child process whose stdout and stderr are kept. Dropping it kills the child if it still
 /// runs, and prints its stderr when the test is failing.
 pub struct Process {
-    name: &'static str,
+    name: String,
     child: Child,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -86,7 +86,7 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn spawn(name: &'static str, mut command: Command) -> Self {
+    pub fn spawn(name: impl Into<String>, mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -95,7 +95,7 @@ impl Process {
         let (stdout, out_reader) = collect(child.stdout.take().unwrap());
         let (stderr, err_reader) = collect(child.stderr.take().unwrap());
         Self {
-            name,
+            name: name.into(),
             child,
             stdout,
             stderr,
@@ -207,8 +207,20 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl Finished {
+    /// Asserts that the command succeeded; the message shows its status and stderr.
+    pub fn assert_success(&self, name: &str) {
+        assert!(
+            self.status.success(),
+            "{name} failed ({}): {}",
+            self.status,
+            self.stderr
+        );
+    }
+}
+
 /// Runs `command` to its end, failing the test when it takes longer than `COMMAND_TIMEOUT`.
-pub fn run(name: &'static str, command: Command) -> Finished {
+pub fn run(name: &str, command: Command) -> Finished {
     let mut process = Process::spawn(name, command);
     let Some(status) = process.exit_within_blocking(COMMAND_TIMEOUT) else {
         panic!("`{name}` did not exit within {COMMAND_TIMEOUT:?}");
@@ -218,6 +230,14 @@ pub fn run(name: &'static str, command: Command) -> Finished {
         stdout: process.stdout(),
         stderr: process.stderr(),
     }
+}
+
+/// Runs the subcommand `message-service args…` with `env` to its end (on no port: subcommands
+/// do not listen).
+pub fn subcommand(work: &Path, data: &Path, env: &[(&str, &str)], args: &[&str]) -> Finished {
+    let mut command = command(work, data, 0);
+    command.envs(env.iter().copied()).args(args);
+    run(&format!("message-service {}", args.join(" ")), command)
 }
 
 /// A JWT for `user`, minted by `message-service token`.
@@ -371,16 +391,8 @@ pub fn cluster_env(keyspace: &str, topic: &str, redis_prefix: &str) -> Vec<(&'st
 
 /// A JWT for `user` minted by `message-service token` with `env` (so with its secret).
 pub fn mint_with(work: &Path, data: &Path, env: &[(&str, &str)], user: Uuid) -> String {
-    let mut command = command(work, data, 0);
-    command.envs(env.iter().copied());
-    command.args(["token", "--user", &user.to_string()]);
-    let finished = run("message-service token", command);
-    assert!(
-        finished.status.success(),
-        "token failed ({}): {}",
-        finished.status,
-        finished.stderr
-    );
+    let finished = subcommand(work, data, env, &["token", "--user", &user.to_string()]);
+    finished.assert_success("token");
     finished.stdout.trim().to_owned()
 }
 

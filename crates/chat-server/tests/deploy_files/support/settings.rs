@@ -104,23 +104,26 @@ pub fn assert_startable(what: &str, settings: &Settings) {
         .validate()
         .unwrap_or_else(|error| panic!("{what}: redis settings: {error}"));
     let cassandra = &settings.cassandra;
-    cassandra
-        .checked_keyspace()
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    cassandra
-        .replication_cql()
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    cassandra
-        .consistency_level()
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    cassandra
-        .serial_consistency_level()
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    valid(what, cassandra.checked_keyspace());
+    valid(what, cassandra.replication_cql());
+    valid(what, cassandra.consistency_level());
+    valid(what, cassandra.serial_consistency_level());
     // Connects on first use only: this checks the settings, not Kafka.
-    chat_kafka::KafkaPublisher::new(settings.kafka.clone())
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    chat_crypto::MessageCipher::from_config(&settings.crypto)
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    valid(
+        what,
+        chat_kafka::KafkaPublisher::new(settings.kafka.clone()),
+    );
+    valid(
+        what,
+        chat_crypto::MessageCipher::from_config(&settings.crypto),
+    );
+}
+
+/// Fails the test with `what` and the error when `checked` is one.
+fn valid<T, E: std::fmt::Display>(what: &str, checked: Result<T, E>) {
+    if let Err(error) = checked {
+        panic!("{what}: {error}");
+    }
 }
 
 /// The dotted setting a `CHAT__SECTION__KEY` variable sets (the config crate lower-cases keys).
