@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chat_domain::{MessageStore, PageStart};
-use common::{Fixture, one_at_a_time, test_config, user};
-
-fn cassandra(args: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cassandra.sh {args:?} failed");
-}
+use common::{Fixture, cassandra, one_at_a_time, test_config, user};
 
 #[tokio::test]
 async fn the_adapter_recovers_after_cassandra_restarts() {

@@ -12,28 +12,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_cassandra::{CassandraConfig, Replication};
 use chat_domain::{ChatId, MessageId, MessageStore, PageStart};
-use common::{Fixture, one_at_a_time, test_config, user};
+use common::{Fixture, cassandra, cassandra_script, one_at_a_time, test_config, user};
 use time::OffsetDateTime;
-
-fn cassandra_script() -> Command {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
-    let mut command = Command::new("bash");
-    command.arg(script);
-    command
-}
-
-fn cassandra(args: &[&str]) {
-    let status = cassandra_script().args(args).status().unwrap();
-    assert!(status.success(), "cassandra.sh {args:?} failed");
-}
 
 fn ring_config() -> CassandraConfig {
     let ring = std::env::var("CHAT_TEST_CASSANDRA_RING").expect(
