@@ -15,6 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use chat_test_client::{Ended, PATIENCE, Socket};
 
+/// The environment variable that sets the dotted setting `setting` (`crypto.keys.1` →
+/// `CHAT__CRYPTO__KEYS__1`).
+pub fn env_name(setting: &str) -> String {
+    format!("CHAT__{}", setting.replace('.', "__").to_uppercase())
+}
+
 /// A running service.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
@@ -74,8 +80,7 @@ impl TestApp {
             ),
         ]);
         for (key, value) in overrides {
-            let name = format!("CHAT__{}", key.replace('.', "__").to_uppercase());
-            variables.insert(name, (*value).to_owned());
+            variables.insert(env_name(key), (*value).to_owned());
         }
         let environment = config::Environment::default().source(Some(variables));
         let settings =
@@ -137,6 +142,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
     /// An HTTP client.
     pub fn http(&self) -> awc::Client {
         awc::Client::builder().timeout(PATIENCE).finish()
@@ -144,7 +154,7 @@ impl TestApp {
 
     /// `GET path` as `user` (or anonymously); returns status and JSON body.
     pub async fn get(&self, path: &str, user: Option<UserId>) -> (u16, Value) {
-        let mut request = self.http().get(format!("{}{path}", self.address));
+        let mut request = self.http().get(self.url(path));
         if let Some(user) = user {
             request = request.bearer_auth(self.token(user));
         }
@@ -156,12 +166,7 @@ impl TestApp {
 
     /// `GET path` anonymously; returns status and the body as text.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let mut response = self
-            .http()
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
+        let mut response = self.http().get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();
         let body = response.body().limit(64 << 20).await.unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -180,7 +185,7 @@ impl TestApp {
     pub async fn post(&self, path: &str, user: UserId, body: &Value) -> (u16, Value) {
         let mut response = self
             .http()
-            .post(format!("{}{path}", self.address))
+            .post(self.url(path))
             .bearer_auth(self.token(user))
             .send_json(body)
             .await
