@@ -6,17 +6,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use awc::ws::{CloseCode, Frame, Message};
 use chat_domain::UserId;
 use chat_server::auth::TokenVerifier;
 use chat_server::settings::{Profile, Settings};
 use chat_server::startup::Application;
-use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-/// How long any single expectation may wait before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub use chat_test_client::{Ended, PATIENCE, Socket};
+
+/// The environment variable that sets the dotted setting `setting` (`crypto.keys.1` →
+/// `CHAT__CRYPTO__KEYS__1`).
+pub fn env_name(setting: &str) -> String {
+    format!("CHAT__{}", setting.replace('.', "__").to_uppercase())
+}
 
 /// A running service.
 pub struct TestApp {
@@ -77,8 +80,7 @@ impl TestApp {
             ),
         ]);
         for (key, value) in overrides {
-            let name = format!("CHAT__{}", key.replace('.', "__").to_uppercase());
-            variables.insert(name, (*value).to_owned());
+            variables.insert(env_name(key), (*value).to_owned());
         }
         let environment = config::Environment::default().source(Some(variables));
         let settings =
@@ -140,6 +142,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
     /// An HTTP client.
     pub fn http(&self) -> awc::Client {
         awc::Client::builder().timeout(PATIENCE).finish()
@@ -147,7 +154,7 @@ impl TestApp {
 
     /// `GET path` as `user` (or anonymously); returns status and JSON body.
     pub async fn get(&self, path: &str, user: Option<UserId>) -> (u16, Value) {
-        let mut request = self.http().get(format!("{}{path}", self.address));
+        let mut request = self.http().get(self.url(path));
         if let Some(user) = user {
             request = request.bearer_auth(self.token(user));
         }
@@ -159,12 +166,7 @@ impl TestApp {
 
     /// `GET path` anonymously; returns status and the body as text.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let mut response = self
-            .http()
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
+        let mut response = self.http().get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();
         let body = response.body().limit(64 << 20).await.unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -183,7 +185,7 @@ impl TestApp {
     pub async fn post(&self, path: &str, user: UserId, body: &Value) -> (u16, Value) {
         let mut response = self
             .http()
-            .post(format!("{}{path}", self.address))
+            .post(self.url(path))
             .bearer_auth(self.token(user))
             .send_json(body)
             .await
@@ -226,9 +228,7 @@ impl TestApp {
     pub async fn connect(&self, user: UserId) -> Socket {
         let request = self.ws_request().bearer_auth(self.token(user));
         let mut socket = Socket::open(request).await.unwrap();
-        let ready = socket.next_json().await;
-        assert_eq!(ready["type"], "ready", "{ready}");
-        assert_eq!(ready["user_id"], user.to_string());
+        socket.expect_ready(user).await;
         socket
     }
 
@@ -239,200 +239,15 @@ impl TestApp {
 
     /// A WebSocket handshake request to `path_and_query`.
     pub fn ws_request_to(&self, path_and_query: &str) -> awc::ws::WebsocketsRequest {
-        awc::Client::builder()
-            .max_http_version(awc::http::Version::HTTP_11)
-            .timeout(PATIENCE)
-            .finish()
-            .ws(format!("ws://127.0.0.1:{}{path_and_query}", self.port))
-            .max_frame_size(64 << 20)
+        chat_test_client::ws_request(&format!("ws://127.0.0.1:{}{path_and_query}", self.port))
     }
 }
 
-/// A WebSocket client connection.
-pub struct Socket {
-    framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
-}
-
-/// What the server ended a socket with.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// A close frame with this code.
-    Closed(Option<CloseCode>),
-    /// The stream ended without a close frame.
-    Dropped,
-}
-
-impl Socket {
-    /// Completes a handshake.
-    ///
-    /// # Errors
-    /// The handshake's error (e.g. 401).
-    pub async fn open(
-        request: awc::ws::WebsocketsRequest,
-    ) -> Result<Self, awc::error::WsClientError> {
-        let (_, framed) = request.connect().await?;
-        Ok(Self { framed })
-    }
-
-    /// Asserts that opening `request` was refused with HTTP `status` (not any other failure).
-    pub async fn assert_refused(request: awc::ws::WebsocketsRequest, status: u16) {
-        match Self::open(request).await {
-            Ok(_) => panic!("the handshake was accepted; expected {status}"),
-            Err(awc::error::WsClientError::InvalidResponseStatus(got)) => {
-                assert_eq!(got.as_u16(), status, "the handshake's status");
-            }
-            Err(other) => panic!("the handshake failed otherwise than with {status}: {other}"),
-        }
-    }
-
-    /// Sends a JSON text frame.
-    pub async fn send(&mut self, frame: &Value) {
-        self.send_raw(Message::Text(frame.to_string().into())).await;
-    }
-
-    /// Sends any frame.
-    pub async fn send_raw(&mut self, message: Message) {
-        self.framed.send(message).await.unwrap();
-    }
-
-    /// Sends a text message `content` to user `to`; returns the ack.
-    pub async fn send_to_user(&mut self, to: UserId, client_msg_id: &str, content: &str) -> Value {
-        self.send(&json!({
-            "type": "send", "client_msg_id": client_msg_id, "to_user_id": to.to_string(),
-            "kind": "text", "content": content,
-        }))
-        .await;
-        self.expect("ack").await
-    }
-
-    /// Sends a text message `content` into chat `chat`; returns the ack.
-    pub async fn send_to_chat(&mut self, chat: &str, client_msg_id: &str, content: &str) -> Value {
-        self.send(&json!({
-            "type": "send", "client_msg_id": client_msg_id, "chat_id": chat,
-            "kind": "text", "content": content,
-        }))
-        .await;
-        self.expect("ack").await
-    }
-
-    /// The next frame; answers pings on the way. Panics on close or after [`PATIENCE`].
-    pub async fn next_json(&mut self) -> Value {
-        match self.next_frame(PATIENCE).await {
-            Ok(value) => value,
-            Err(ended) => panic!("socket ended while a frame was expected: {ended:?}"),
-        }
-    }
-
-    /// The next text frame as JSON, or how the socket ended. Panics after `patience`.
-    pub async fn next_frame(&mut self, patience: Duration) -> Result<Value, Ended> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.framed.next())
-                .await
-                .expect("no frame in time");
-            match frame {
-                Some(Ok(Frame::Text(bytes))) => return Ok(serde_json::from_slice(&bytes).unwrap()),
-                Some(Ok(Frame::Ping(payload))) => {
-                    self.framed.send(Message::Pong(payload)).await.unwrap();
-                }
-                Some(Ok(Frame::Close(reason))) => {
-                    return Err(Ended::Closed(reason.map(|reason| reason.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Err(Ended::Dropped),
-            }
-        }
-    }
-
-    /// Sends a JSON text frame; `Err` when the socket is gone.
-    ///
-    /// # Errors
-    /// [`Ended::Dropped`] when the frame could not be written.
-    pub async fn try_send(&mut self, frame: &Value) -> Result<(), Ended> {
-        self.framed
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .map_err(|_| Ended::Dropped)
-    }
-
-    /// The next text frame as JSON, `None` when none came within `patience`, or how the socket
-    /// ended; answers pings on the way.
-    ///
-    /// # Errors
-    /// How the socket ended.
-    pub async fn try_next_frame(&mut self, patience: Duration) -> Result<Option<Value>, Ended> {
-        match tokio::time::timeout(patience, self.next_frame(patience + Duration::from_secs(1)))
-            .await
-        {
-            Ok(result) => result.map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Reads frames until one of type `kind` (others, e.g. typing, are skipped).
-    pub async fn expect(&mut self, kind: &str) -> Value {
-        for _ in 0..1000 {
-            let frame = self.next_json().await;
-            if frame["type"] == kind {
-                return frame;
-            }
-            assert_ne!(frame["type"], "error", "expected {kind}, got {frame}");
-        }
-        panic!("no {kind} frame");
-    }
-
-    /// Reads frames until an `error` frame; returns it.
-    pub async fn expect_error(&mut self) -> Value {
-        for _ in 0..1000 {
-            let frame = self.next_json().await;
-            if frame["type"] == "error" {
-                return frame;
-            }
-        }
-        panic!("no error frame");
-    }
-
-    /// Waits `duration` answering pings as a live client does; returns how the socket ended if
-    /// it did, `None` if it is still open. Text frames on the way are dropped.
-    pub async fn idle_for(&mut self, duration: Duration) -> Option<Ended> {
-        let deadline = tokio::time::Instant::now() + duration;
-        loop {
-            match tokio::time::timeout_at(deadline, self.framed.next()).await {
-                Err(_) => return None,
-                Ok(Some(Ok(Frame::Ping(payload)))) => {
-                    self.framed.send(Message::Pong(payload)).await.unwrap();
-                }
-                Ok(Some(Ok(Frame::Close(reason)))) => {
-                    return Some(Ended::Closed(reason.map(|reason| reason.code)));
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(_)) | None) => return Some(Ended::Dropped),
-            }
-        }
-    }
-
-    /// Asserts no text frame arrives within `quiet`.
-    pub async fn expect_silence(&mut self, quiet: Duration) {
-        if let Ok(Some(Ok(Frame::Text(bytes)))) =
-            tokio::time::timeout(quiet, self.framed.next()).await
-        {
-            panic!("unexpected frame: {}", String::from_utf8_lossy(&bytes));
-        }
-    }
-
-    /// How the socket ends, reading past any text frames.
-    pub async fn ended(&mut self) -> Ended {
-        loop {
-            if let Err(ended) = self.next_frame(PATIENCE).await {
-                return ended;
-            }
-        }
-    }
-
-    /// Closes normally.
-    pub async fn close(mut self) {
-        let _ = self.framed.send(Message::Close(None)).await;
-    }
+/// One test at a time in this test binary: the guard of a lock every caller shares, for tests
+/// that stop, kill or count the shared servers.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 /// A fresh user id.

@@ -98,16 +98,12 @@ impl Stack {
     /// # Errors
     /// Any handshake failure, or a socket that ends before `ready`.
     pub async fn try_connect(&self, user: UserId) -> Result<(Socket, String), String> {
-        let request = awc::Client::builder()
-            .max_http_version(awc::http::Version::HTTP_11)
-            .timeout(PATIENCE)
-            .finish()
-            .ws(format!("ws://{}/ws", self.authority))
-            .max_frame_size(64 << 20)
+        let request = chat_test_client::ws_request(&format!("ws://{}/ws", self.authority))
             .bearer_auth(self.token(user));
-        let (response, framed) = request.connect().await.map_err(|e| e.to_string())?;
+        let (response, mut socket) = Socket::handshake(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let served_by = served_by(response.headers());
-        let mut socket = Socket { framed };
         match socket.try_next_frame(PATIENCE).await {
             Ok(Some(ready)) if ready["type"] == "ready" => Ok((socket, served_by)),
             other => Err(format!("no ready frame: {other:?}")),

@@ -111,21 +111,9 @@ async fn two_instances_relaying_one_outbox_lose_no_event() {
         topic,
         ..chat_kafka::KafkaConfig::default()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let events = loop {
-        let events = chat_kafka::read_all_events(&config)
-            .await
-            .unwrap_or_default();
-        let relayed: Vec<String> = events
-            .iter()
-            .map(|e| e.event.message_id.to_string())
-            .collect();
-        if acked.iter().all(|id| relayed.contains(id)) {
-            break events;
-        }
-        assert!(std::time::Instant::now() < deadline, "events missing");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let events = chat_kafka::wait_for_events(&config, &acked, std::time::Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|error| panic!("events missing: {error}"));
     // Any duplicate is the same event: one event id per message.
     let mut ids = std::collections::HashMap::new();
     for consumed in &events {

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use chat_domain::{ChatId, MessageId, MessageStore};
+use system_tests::one_at_a_time;
 use system_tests::stack::{Chatter, Stack, deploy_script};
 
-use super::{TURN, assert_exactly_once, close_all, converse, leak, pairs};
+use super::{assert_exactly_once, close_all, converse, leak, pairs};
 
 /// Where the kill lands decides what a crash can lose, so it lands at several moments.
 const KILL_AFTER_MS: [u64; 3] = [1_000, 1_700, 2_400];
@@ -56,7 +57,7 @@ async fn assert_every_ack_is_in_cassandra(stack: &Stack, pairs: &[(Chatter, Chat
 
 #[actix_web::test]
 async fn the_only_cassandra_node_killed_under_load_loses_no_acknowledged_message() {
-    let _turn = TURN.lock().await;
+    let _turn = one_at_a_time().await;
     let stack = leak(Stack::from_env());
     stack.restore();
     for kill_after in KILL_AFTER_MS {

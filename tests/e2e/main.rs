@@ -8,16 +8,12 @@ mod cassandra_crash;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use chat_domain::{Cipher, MessageId, MessageStore, SealBinding};
 use serde_json::json;
 use system_tests::stack::{Chatter, Stack, stack_script};
-use system_tests::{Ended, user};
-
-/// One test at a time: instances go down in some of them, and the first counts instances.
-static TURN: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+use system_tests::{Ended, one_at_a_time, user};
 
 /// Runs `stack.sh <command> <instance>` off the runtime, so clients keep reading while it
 /// waits.
@@ -38,7 +34,8 @@ async fn close_all(pairs: Vec<(Chatter, Chatter)>) {
 
 #[actix_web::test]
 async fn users_on_different_instances_chat_live_and_every_copy_is_ciphertext() {
-    let _turn = TURN.lock().await;
+    // One test at a time: instances go down in some of them, and the first counts instances.
+    let _turn = one_at_a_time().await;
     let stack = Stack::from_env();
     stack.restore();
     let (alice, bob) = (user(), user());
@@ -117,20 +114,17 @@ async fn users_on_different_instances_chat_live_and_every_copy_is_ciphertext() {
     assert!(!window.contains(secret), "plaintext in Redis");
 
     // Its event reached Kafka, content sealed, keyed by the recipient.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        let events = chat_kafka::read_all_events(&stack.settings.kafka)
-            .await
-            .unwrap_or_default();
-        if let Some(event) = events.into_iter().find(|e| e.event.message_id == id) {
-            break event;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no event for {id} in Kafka"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let events = chat_kafka::wait_for_events(
+        &stack.settings.kafka,
+        &[id.to_string()],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("no event for {id} in Kafka: {error}"));
+    let event = events
+        .into_iter()
+        .find(|e| e.event.message_id == id)
+        .unwrap();
     assert_eq!(event.key, bob.to_string());
     assert_eq!(event.event.content, stored.content);
     assert!(
@@ -251,7 +245,7 @@ fn leak(stack: Stack) -> &'static Stack {
 
 #[actix_web::test]
 async fn an_instance_killed_while_traffic_flows_loses_no_acknowledged_message() {
-    let _turn = TURN.lock().await;
+    let _turn = one_at_a_time().await;
     let stack = leak(Stack::from_env());
     stack.restore();
     let pairs = pairs(stack, 8).await;
@@ -285,7 +279,7 @@ async fn an_instance_killed_while_traffic_flows_loses_no_acknowledged_message() 
 
 #[actix_web::test]
 async fn an_instance_terminated_closes_with_1001_and_clients_move_over_without_loss() {
-    let _turn = TURN.lock().await;
+    let _turn = one_at_a_time().await;
     let stack = leak(Stack::from_env());
     stack.restore();
     // A watcher on the instance that will stop sees the 1001 close.
@@ -318,7 +312,7 @@ async fn an_instance_terminated_closes_with_1001_and_clients_move_over_without_l
 
 #[actix_web::test]
 async fn two_hundred_users_exchange_messages_each_delivered_exactly_once() {
-    let _turn = TURN.lock().await;
+    let _turn = one_at_a_time().await;
     let stack = leak(Stack::from_env());
     stack.restore();
     let pairs = pairs(stack, 100).await;

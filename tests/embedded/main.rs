@@ -7,3 +7,4 @@ mod bad_input;
 mod history;
 mod lifecycle;
 mod messaging;
+mod web_client;

@@ -1,7 +1,7 @@
 //! A WebSocket client connection split in two tasks, so that an open-loop sender never waits
 //! for a reader: a writer owns the sink and sends whatever is queued (frames, pongs), a reader
-//! answers pings and hands every text frame on as JSON. The `system_tests::Socket` helper reads
-//! and writes through one handle, which suits tests but not a fixed send rate.
+//! answers pings and hands every text frame on as JSON. The tests' `chat_test_client::Socket`
+//! reads and writes through one handle, which suits tests but not a fixed send rate.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -5,30 +5,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chat_domain::{MessageStore, PageStart};
-use common::{Fixture, test_config, user};
-
-/// One outage at a time.
-static NODE: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
-
-fn cassandra(args: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cassandra.sh {args:?} failed");
-}
+use common::{Fixture, cassandra, one_at_a_time, test_config, user};
 
 #[tokio::test]
 async fn the_adapter_recovers_after_cassandra_restarts() {
-    let _turn = NODE.lock().await;
+    let _turn = one_at_a_time().await;
     let mut config = test_config();
     config.request_timeout_ms = 2_000;
     let f = Fixture::with_config(config).await;
@@ -68,7 +52,7 @@ async fn the_adapter_recovers_after_cassandra_restarts() {
 
 #[tokio::test]
 async fn a_hung_cassandra_times_out_instead_of_hanging_the_caller() {
-    let _turn = NODE.lock().await;
+    let _turn = one_at_a_time().await;
     let mut config = test_config();
     config.request_timeout_ms = 1_500;
     let f = Fixture::with_config(config).await;

@@ -12,32 +12,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_cassandra::{CassandraConfig, Replication};
 use chat_domain::{ChatId, MessageId, MessageStore, PageStart};
-use common::{Fixture, test_config, user};
+use common::{Fixture, cassandra, cassandra_script, one_at_a_time, test_config, user};
 use time::OffsetDateTime;
-
-/// One test at a time: the second kills a node.
-static RING: std::sync::LazyLock<tokio::sync::Mutex<()>> =
-    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
-
-fn cassandra_script() -> Command {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
-    let mut command = Command::new("bash");
-    command.arg(script);
-    command
-}
-
-fn cassandra(args: &[&str]) {
-    let status = cassandra_script().args(args).status().unwrap();
-    assert!(status.success(), "cassandra.sh {args:?} failed");
-}
 
 fn ring_config() -> CassandraConfig {
     let ring = std::env::var("CHAT_TEST_CASSANDRA_RING").expect(
@@ -62,7 +44,7 @@ fn ring_config() -> CassandraConfig {
 
 #[tokio::test]
 async fn migrations_leave_every_node_on_one_schema_version() {
-    let _turn = RING.lock().await;
+    let _turn = one_at_a_time().await;
     let config = ring_config();
     chat_cassandra::migrate(&config).await.unwrap();
 
@@ -140,7 +122,7 @@ impl Fault {
 
 #[tokio::test]
 async fn a_node_crashing_under_traffic_loses_no_acknowledged_message() {
-    let _turn = RING.lock().await;
+    let _turn = one_at_a_time().await;
     // The worst case: the node that dies is the only contact point (one seed, one host name),
     // so the session that replaces a broken one must bootstrap from the nodes it discovered.
     let mut config = ring_config();
@@ -150,7 +132,7 @@ async fn a_node_crashing_under_traffic_loses_no_acknowledged_message() {
 
 #[tokio::test]
 async fn a_node_hanging_under_traffic_loses_no_acknowledged_message() {
-    let _turn = RING.lock().await;
+    let _turn = one_at_a_time().await;
     writes_survive(Fault::Hang, ring_config()).await;
 }
 

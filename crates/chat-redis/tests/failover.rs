@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 use chat_domain::{ChatId, FanOut, LiveEvent, RecentMessages, RecentWindow, UserId};
 use chat_redis::{RedisCache, RedisConfig, RedisFanOut};
 use common::{
-    Messages, Recorder, cli, cluster_script, connect, eventually, keyslot, master_ports, owner_of,
-    ports, replica_ports, slot_owners, test_config, user,
+    Messages, Recorder, cli, cluster_script, connect, eventually, keyslot, master_ports,
+    one_at_a_time, owner_of, ports, replica_ports, slot_owners, test_config, user,
 };
-
-/// One outage at a time.
-static CLUSTER: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 fn config() -> RedisConfig {
     RedisConfig {
@@ -128,7 +125,7 @@ fn user_peer() -> &'static UserId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapters_keep_working_when_a_master_is_killed() {
-    let _turn = CLUSTER.lock().await;
+    let _turn = one_at_a_time().await;
     let s = setup(config()).await;
     assert!(s.all_work().await, "everything works before the kill");
 
@@ -161,7 +158,7 @@ async fn the_adapters_keep_working_when_a_master_is_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_adapters_reconnect_after_the_whole_cluster_restarts() {
-    let _turn = CLUSTER.lock().await;
+    let _turn = one_at_a_time().await;
     let config = RedisConfig {
         forget_hold_ms: 120_000,
         ..config()
@@ -229,7 +226,7 @@ async fn the_adapters_reconnect_after_the_whole_cluster_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_follow_a_graceful_failover_and_a_reshard() {
-    let _turn = CLUSTER.lock().await;
+    let _turn = one_at_a_time().await;
     // No periodic safety net: only the slot-map check can restore what these two drop silently
     // (no connection closes, and fred drops Redis's sunsubscribe notices).
     let config = RedisConfig {

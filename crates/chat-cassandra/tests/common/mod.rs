@@ -3,6 +3,8 @@
 //! adapters. A missing server fails the test; it never skips.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 
 use chat_cassandra::session::{Db, connect};
@@ -137,4 +139,25 @@ pub fn setting(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+}
+
+/// One test at a time in this test binary: the guard of a lock every caller shares, for tests
+/// that stop, kill or pause the test Cassandra.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
+/// `deploy/local/cassandra.sh`, to be given its arguments (`kill-node 1`, `status`, …).
+pub fn cassandra_script() -> Command {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/cassandra.sh");
+    let mut command = Command::new("bash");
+    command.arg(script);
+    command
+}
+
+/// Runs `deploy/local/cassandra.sh args…`, failing the test if it fails.
+pub fn cassandra(args: &[&str]) {
+    let status = cassandra_script().args(args).status().unwrap();
+    assert!(status.success(), "cassandra.sh {args:?} failed");
 }

@@ -278,3 +278,10 @@ pub fn cluster_script(args: &[&str]) {
         .unwrap();
     assert!(status.success(), "redis-cluster.sh {args:?} failed");
 }
+
+/// One test at a time in this test binary: the guard of a lock every caller shares, for tests
+/// that stop, kill or pause the test Redis cluster.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}

@@ -3,103 +3,31 @@
 //! only where development secrets are allowed. The page itself is driven in a real browser by
 //! `tests/web/run.sh`.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use chat_server::auth::TokenVerifier;
 use chat_server::settings::{Profile, Settings};
-use chat_server::startup::Application;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
-
-/// How long any request or the shutdown may take.
-const PATIENCE: Duration = Duration::from_secs(10);
+use system_tests::{TestApp, env_name};
 
 /// Secrets other than the published development ones, for a service that refuses those.
 const PRODUCTION_LIKE: [(&str, &str); 4] = [
-    ("CHAT__ALLOW_DEVELOPMENT_SECRETS", "false"),
+    ("allow_development_secrets", "false"),
     (
-        "CHAT__AUTH__JWT_SECRET",
+        "auth.jwt_secret",
         "a-test-secret-that-is-not-the-development-one",
     ),
     (
-        "CHAT__CRYPTO__KEYS__1",
+        "crypto.keys.1",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     ),
     (
-        "CHAT__CRYPTO__DIGEST_KEY",
+        "crypto.digest_key",
         "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
     ),
 ];
-
-/// The embedded profile on a free port and a fresh data folder, with `overrides`.
-struct Service {
-    address: String,
-    settings: Settings,
-    shutdown: CancellationToken,
-    running: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
-    _data: TempDir,
-}
-
-impl Service {
-    async fn start(overrides: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let mut variables: HashMap<String, String> = HashMap::from([
-            ("CHAT__SERVER__PORT".to_owned(), "0".to_owned()),
-            ("CHAT__SERVER__WORKERS".to_owned(), "1".to_owned()),
-            (
-                "CHAT__SERVER__SHUTDOWN_TIMEOUT_SECS".to_owned(),
-                "2".to_owned(),
-            ),
-            (
-                "CHAT__EMBEDDED__DATA_DIR".to_owned(),
-                data.path().display().to_string(),
-            ),
-        ]);
-        for (name, value) in overrides {
-            variables.insert((*name).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::load_with(
-            Path::new("/nonexistent"),
-            Profile::Embedded,
-            config::Environment::default().source(Some(variables)),
-        )
-        .unwrap();
-        let app = Application::build(settings.clone()).await.unwrap();
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let shutdown = app.shutdown_token();
-        let running = actix_web::rt::spawn(app.run_until_stopped());
-        Self {
-            address,
-            settings,
-            shutdown,
-            running,
-            _data: data,
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(PATIENCE, self.running)
-            .await
-            .expect("the service did not stop in time")
-            .unwrap()
-            .unwrap();
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-}
-
-fn http() -> awc::Client {
-    awc::Client::builder().timeout(PATIENCE).finish()
-}
 
 /// A response's status, headers (lowercase names, first value) and body as text.
 struct Answer {
@@ -140,8 +68,8 @@ impl Answer {
 
 #[actix_web::test]
 async fn the_page_is_served_at_the_root_with_its_policy() {
-    let service = Service::start(&[]).await;
-    let page = Answer::of(http().get(service.url("/")).send().await).await;
+    let service = TestApp::spawn().await;
+    let page = Answer::of(service.http().get(service.url("/")).send().await).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
     assert!(page.body.contains("<title>Chat demo"), "{}", page.body);
@@ -159,33 +87,34 @@ async fn the_page_is_served_at_the_root_with_its_policy() {
 
 #[actix_web::test]
 async fn the_assets_are_served_with_their_types() {
-    let service = Service::start(&[]).await;
+    let service = TestApp::spawn().await;
     for (path, content_type, sample) in [
         ("/app.js", "text/javascript; charset=utf-8", "'chat.v1'"),
         ("/style.css", "text/css; charset=utf-8", ".message"),
         ("/favicon.svg", "image/svg+xml", "<svg"),
     ] {
-        let asset = Answer::of(http().get(service.url(path)).send().await).await;
+        let asset = Answer::of(service.http().get(service.url(path)).send().await).await;
         assert_eq!(asset.status, StatusCode::OK, "{path}");
         assert_eq!(asset.header("content-type"), content_type, "{path}");
         assert!(asset.body.contains(sample), "{path} lacks {sample}");
         assert_eq!(asset.header("cache-control"), "no-cache", "{path}");
     }
-    let other = Answer::of(http().get(service.url("/app.css")).send().await).await;
+    let other = Answer::of(service.http().get(service.url("/app.css")).send().await).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.json()["error"]["code"], "not_found");
-    let posted = Answer::of(http().post(service.url("/app.js")).send().await).await;
+    let posted = Answer::of(service.http().post(service.url("/app.js")).send().await).await;
     assert_eq!(posted.status, StatusCode::METHOD_NOT_ALLOWED);
     service.stop().await;
 }
 
 #[actix_web::test]
 async fn an_unchanged_asset_is_answered_with_304_and_head_has_no_body() {
-    let service = Service::start(&[]).await;
-    let first = Answer::of(http().get(service.url("/app.js")).send().await).await;
+    let service = TestApp::spawn().await;
+    let first = Answer::of(service.http().get(service.url("/app.js")).send().await).await;
     let etag = first.header("etag").to_owned();
     let again = Answer::of(
-        http()
+        service
+            .http()
             .get(service.url("/app.js"))
             .insert_header(("if-none-match", etag.as_str()))
             .send()
@@ -196,7 +125,8 @@ async fn an_unchanged_asset_is_answered_with_304_and_head_has_no_body() {
     assert_eq!(again.header("etag"), etag);
     assert!(again.body.is_empty());
     let stale = Answer::of(
-        http()
+        service
+            .http()
             .get(service.url("/app.js"))
             .insert_header(("if-none-match", "\"0000000000000000\""))
             .send()
@@ -205,7 +135,7 @@ async fn an_unchanged_asset_is_answered_with_304_and_head_has_no_body() {
     .await;
     assert_eq!(stale.status, StatusCode::OK);
     assert_eq!(stale.body, first.body);
-    let head = Answer::of(http().head(service.url("/")).send().await).await;
+    let head = Answer::of(service.http().head(service.url("/")).send().await).await;
     assert_eq!(head.status, StatusCode::OK);
     assert_eq!(head.header("content-type"), "text/html; charset=utf-8");
     assert!(head.body.is_empty());
@@ -214,11 +144,12 @@ async fn an_unchanged_asset_is_answered_with_304_and_head_has_no_body() {
 
 #[actix_web::test]
 async fn the_embedded_profile_mints_development_tokens_the_service_accepts() {
-    let service = Service::start(&[]).await;
+    let service = TestApp::spawn().await;
     assert!(service.settings.allow_development_secrets);
     let user = uuid::Uuid::new_v4().to_string();
     let minted = Answer::of(
-        http()
+        service
+            .http()
             .post(service.url("/dev/token"))
             .send_json(&json!({ "user_id": user }))
             .await,
@@ -240,7 +171,8 @@ async fn the_embedded_profile_mints_development_tokens_the_service_accepts() {
 
     // The token works like one from `message-service token`.
     let chats = Answer::of(
-        http()
+        service
+            .http()
             .get(service.url(&format!("/users/chat?user_id={user}")))
             .bearer_auth(token)
             .send()
@@ -250,7 +182,8 @@ async fn the_embedded_profile_mints_development_tokens_the_service_accepts() {
     assert_eq!(chats.status, StatusCode::OK, "{}", chats.body);
 
     let bad_id = Answer::of(
-        http()
+        service
+            .http()
             .post(service.url("/dev/token"))
             .send_json(&json!({ "user_id": "not-a-uuid" }))
             .await,
@@ -259,7 +192,8 @@ async fn the_embedded_profile_mints_development_tokens_the_service_accepts() {
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_id.json()["error"]["code"], "invalid_field");
     let no_json = Answer::of(
-        http()
+        service
+            .http()
             .post(service.url("/dev/token"))
             .insert_header(("content-type", "text/plain"))
             .send_body("hello")
@@ -268,17 +202,18 @@ async fn the_embedded_profile_mints_development_tokens_the_service_accepts() {
     .await;
     assert_eq!(no_json.status, StatusCode::BAD_REQUEST);
     assert_eq!(no_json.json()["error"]["code"], "bad_json");
-    let get = Answer::of(http().get(service.url("/dev/token")).send().await).await;
+    let get = Answer::of(service.http().get(service.url("/dev/token")).send().await).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
     service.stop().await;
 }
 
 #[actix_web::test]
 async fn without_development_secrets_there_is_no_token_endpoint() {
-    let service = Service::start(&PRODUCTION_LIKE).await;
+    let service = TestApp::spawn_with(&PRODUCTION_LIKE).await;
     assert!(!service.settings.allow_development_secrets);
     let minted = Answer::of(
-        http()
+        service
+            .http()
             .post(service.url("/dev/token"))
             .send_json(&json!({ "user_id": uuid::Uuid::new_v4().to_string() }))
             .await,
@@ -287,7 +222,7 @@ async fn without_development_secrets_there_is_no_token_endpoint() {
     assert_eq!(minted.status, StatusCode::NOT_FOUND, "{}", minted.body);
     assert_eq!(minted.json()["error"]["code"], "not_found");
     // The page is still there: behind a proxy it signs in with a pasted access token.
-    let page = Answer::of(http().get(service.url("/")).send().await).await;
+    let page = Answer::of(service.http().get(service.url("/")).send().await).await;
     assert_eq!(page.status, StatusCode::OK);
     service.stop().await;
 }
@@ -296,8 +231,8 @@ async fn without_development_secrets_there_is_no_token_endpoint() {
 fn the_cluster_profile_does_not_allow_development_secrets() {
     let variables: HashMap<String, String> = PRODUCTION_LIKE
         .iter()
-        .filter(|(name, _)| *name != "CHAT__ALLOW_DEVELOPMENT_SECRETS")
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .filter(|(setting, _)| *setting != "allow_development_secrets")
+        .map(|(setting, value)| (env_name(setting), (*value).to_owned()))
         .collect();
     let settings = Settings::load_with(
         Path::new("/nonexistent"),
