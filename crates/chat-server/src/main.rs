@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let verifier = chat_server::auth::TokenVerifier::new(&settings.auth);
             println!("{}", verifier.mint(user, ttl_secs)?);
         }
-        Command::Keygen => println!("{}", chat_crypto::generate_key_base64()?),
+        Command::Keygen => println!("{}", chat_server::wiring::generate_content_key()?),
         Command::Migrate => {
             chat_server::telemetry::init(&settings.log);
             chat_server::wiring::migrate(&settings).await?;

@@ -1,8 +1,5 @@
 //! Prometheus metrics, served at `/metrics` in the text format.
 
-use std::sync::{Arc, OnceLock};
-
-use chat_redis::RedisHealth;
 use prometheus::{
     Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -31,13 +28,6 @@ pub struct Metrics {
     pub events_published: IntCounter,
     /// Relay rounds that failed.
     pub relay_failures: IntCounter,
-    /// 1 while Redis is degraded (the last attempt to use it failed), else 0.
-    pub redis_degraded: IntGauge,
-    /// Redis commands that failed for want of Redis.
-    pub redis_failures: IntCounter,
-    /// Live events from other instances dropped before reaching local sockets.
-    pub redis_lost_live_events: IntCounter,
-    redis: OnceLock<Arc<RedisHealth>>,
 }
 
 impl Metrics {
@@ -90,21 +80,6 @@ impl Metrics {
             "chat_relay_failures_total",
             "Outbox relay rounds that failed",
         )?;
-        let redis_degraded = IntGauge::new(
-            "chat_redis_degraded",
-            "1 while Redis is degraded: reads use the store, live delivery stays local",
-        )?;
-        let redis_failures = IntCounter::new(
-            "chat_redis_failures_total",
-            "Redis commands that failed for want of Redis",
-        )?;
-        let redis_lost_live_events = IntCounter::new(
-            "chat_redis_lost_live_events_total",
-            "Live events from other instances dropped (pub/sub buffer overflow)",
-        )?;
-        registry.register(Box::new(redis_degraded.clone()))?;
-        registry.register(Box::new(redis_failures.clone()))?;
-        registry.register(Box::new(redis_lost_live_events.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(messages_accepted.clone()))?;
         registry.register(Box::new(send_seconds.clone()))?;
@@ -127,31 +102,18 @@ impl Metrics {
             outbox_backlog,
             events_published,
             relay_failures,
-            redis_degraded,
-            redis_failures,
-            redis_lost_live_events,
-            redis: OnceLock::new(),
         })
     }
 
-    /// Reports `health` in the `chat_redis_*` metrics from now on.
-    pub fn watch_redis(&self, health: Arc<RedisHealth>) {
-        if self.redis.set(health).is_err() {
-            tracing::debug!("redis health is already watched");
-        }
-    }
-
-    /// Copies the adapters' own counters into the registry.
-    fn sync_adapters(&self) {
-        if let Some(health) = self.redis.get() {
-            self.redis_degraded.set(i64::from(health.is_degraded()));
-            let failures = health.failures();
-            self.redis_failures
-                .inc_by(failures.saturating_sub(self.redis_failures.get()));
-            let lost = health.lost_live_events();
-            self.redis_lost_live_events
-                .inc_by(lost.saturating_sub(self.redis_lost_live_events.get()));
-        }
+    /// Adds an adapter's own metrics (read from the adapter at each scrape).
+    ///
+    /// # Errors
+    /// A [`prometheus::Error`] when a metric of that name is registered already.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
     }
 
     /// Counts an error answer.
@@ -161,7 +123,6 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
-        self.sync_adapters();
         let mut out = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %chat_domain::Report::of(&error), "could not encode metrics");

@@ -101,18 +101,18 @@ pub struct Settings {
     /// WebSocket connections.
     pub websocket: WebSocketSettings,
     /// Content encryption keys.
-    pub crypto: chat_crypto::CryptoConfig,
+    pub crypto: crate::wiring::config::CryptoConfig,
     /// Local files (the embedded store, the local event log) and the in-process cache.
-    pub embedded: chat_embedded::EmbeddedConfig,
+    pub embedded: crate::wiring::config::EmbeddedConfig,
     /// The Cassandra cluster, when `adapters.store = "cassandra"`.
     #[serde(default)]
-    pub cassandra: chat_cassandra::CassandraConfig,
+    pub cassandra: crate::wiring::config::CassandraConfig,
     /// The Kafka brokers and topic, when `adapters.events = "kafka"`.
     #[serde(default)]
-    pub kafka: chat_kafka::KafkaConfig,
+    pub kafka: crate::wiring::config::KafkaConfig,
     /// The Redis cluster, when `adapters.cache` or `adapters.fan_out` is `"redis"`.
     #[serde(default)]
-    pub redis: chat_redis::RedisConfig,
+    pub redis: crate::wiring::config::RedisConfig,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// Logging.

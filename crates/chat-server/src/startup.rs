@@ -32,21 +32,9 @@ pub enum StartupError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Encryption keys are unusable.
-    #[error("crypto keys")]
-    Crypto(#[from] chat_crypto::CryptoError),
-    /// The embedded store or event log could not be opened.
-    #[error("embedded storage")]
-    Embedded(#[from] chat_embedded::EmbeddedError),
-    /// The Kafka publisher is misconfigured.
+    /// An adapter, a key or a migration failed.
     #[error(transparent)]
-    Kafka(#[from] chat_kafka::KafkaError),
-    /// Cassandra could not be reached or migrated.
-    #[error(transparent)]
-    Cassandra(#[from] chat_cassandra::CassandraError),
-    /// The Redis adapter is misconfigured.
-    #[error(transparent)]
-    Redis(#[from] chat_redis::RedisError),
+    Wiring(#[from] crate::wiring::WiringError),
     /// The SIGTERM handler could not be installed.
     #[error("cannot handle SIGTERM")]
     Signal(#[source] std::io::Error),
@@ -77,10 +65,10 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let connections = Arc::new(Connections::new(metrics.clone()));
         let wiring = wire(&settings, connections.clone()).await?;
-        if let Some(redis) = &wiring.redis {
-            metrics.watch_redis(redis.health());
+        for collector in wiring.backends.collectors() {
+            metrics.register(collector)?;
         }
-        let redis = wiring.redis.clone();
+        let backends = wiring.backends.clone();
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
         let verifier = Arc::new(TokenVerifier::new(&settings.auth));
@@ -112,7 +100,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             settings: settings.clone(),
             instance: instance.clone(),
-            redis,
+            backends,
         });
 
         let app_state = state.clone();
@@ -220,9 +208,7 @@ impl Application {
         if relay_task.await.is_err() {
             tracing::error!("the outbox relay task failed");
         }
-        if let Some(redis) = &state.redis {
-            redis.close().await;
-        }
+        state.backends.close().await;
         tracing::info!("stopped");
         result
     }

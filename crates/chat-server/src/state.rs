@@ -26,6 +26,6 @@ pub struct AppState {
     pub settings: Settings,
     /// This instance's name.
     pub instance: String,
-    /// The Redis clients, when an adapter uses Redis.
-    pub redis: Option<chat_redis::RedisConnection>,
+    /// The adapters' health, counters and shutdown.
+    pub backends: Arc<dyn crate::wiring::Backends>,
 }

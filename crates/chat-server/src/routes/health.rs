@@ -26,9 +26,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         // stays ready and says so.
         Ok(Ok(_)) => HttpResponse::Ok().json(json!({
             "status": "ready",
-            "redis": state.redis.as_ref().map(|redis| {
-                if redis.health().is_degraded() { "degraded" } else { "ok" }
-            }),
+            "redis": state.backends.redis().map(crate::wiring::RedisState::as_str),
         })),
         Ok(Err(error)) => {
             tracing::warn!(error = %error.report(), "not ready: the store failed");

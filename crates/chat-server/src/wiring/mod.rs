@@ -1,4 +1,14 @@
-//! One adapter per port, as `[adapters]` says. The only place that names adapter crates.
+//! One adapter per port, as `[adapters]` says. The only module that names adapter crates (a
+//! test below holds that line): the rest of the server gets the use cases' ports from
+//! [`wire`], the adapters' health, counters and shutdown through [`Backends`], and their
+//! settings types and startup errors re-exported from here.
+//!
+//! Layout: `mod.rs` (wiring and migrations), `backends.rs` ([`Backends`]), `redis_metrics.rs`
+//! (the Redis adapter's counters as a Prometheus collector), `error.rs` ([`WiringError`]).
+
+mod backends;
+mod error;
+mod redis_metrics;
 
 use std::sync::Arc;
 
@@ -10,8 +20,27 @@ use chat_domain::{
 use chat_embedded::{EmbeddedStore, InProcessCache, InProcessFanOut, JsonLinesPublisher};
 use chat_redis::{RedisCache, RedisConnection, RedisFanOut};
 
+pub use backends::{Backends, RedisState};
+pub use error::WiringError;
+
 use crate::settings::{CacheAdapter, EventsAdapter, FanOutAdapter, Settings, StoreAdapter};
-use crate::startup::StartupError;
+
+/// The adapters' settings types, for [`crate::settings::Settings`].
+pub mod config {
+    pub use chat_cassandra::CassandraConfig;
+    pub use chat_crypto::CryptoConfig;
+    pub use chat_embedded::EmbeddedConfig;
+    pub use chat_kafka::KafkaConfig;
+    pub use chat_redis::RedisConfig;
+}
+
+/// A fresh random content key, base64 (`message-service keygen`).
+///
+/// # Errors
+/// [`WiringError::Crypto`] when the system's random number generator fails.
+pub fn generate_content_key() -> Result<String, WiringError> {
+    Ok(chat_crypto::generate_key_base64()?)
+}
 
 /// The wired adapters: the service's ports, and the outbox relay's two ends.
 pub struct Wiring {
@@ -21,8 +50,8 @@ pub struct Wiring {
     pub outbox: Arc<dyn Outbox>,
     /// Where the relay publishes them.
     pub publisher: Arc<dyn EventPublisher>,
-    /// The Redis clients, when an adapter uses Redis (for health, metrics and shutdown).
-    pub redis: Option<RedisConnection>,
+    /// Health, counters and shutdown of the adapters.
+    pub backends: Arc<dyn Backends>,
 }
 
 /// The three cache ports, served by one adapter.
@@ -46,11 +75,11 @@ impl CachePorts {
 /// Builds the configured adapters. `local` is this instance's socket registry.
 ///
 /// # Errors
-/// [`StartupError`] when a key or an adapter cannot be set up.
+/// [`WiringError`] when a key or an adapter cannot be set up.
 pub async fn wire(
     settings: &Settings,
     local: Arc<dyn LocalDelivery>,
-) -> Result<Wiring, StartupError> {
+) -> Result<Wiring, WiringError> {
     let adapters = settings.adapters;
     let cipher = Arc::new(MessageCipher::from_config(&settings.crypto)?);
     if settings.migrate_on_start {
@@ -146,15 +175,15 @@ pub async fn wire(
         },
         outbox,
         publisher,
-        redis,
+        backends: Arc::new(backends::WiredBackends { redis }),
     })
 }
 
 /// Creates or upgrades the configured store's schema.
 ///
 /// # Errors
-/// [`StartupError`] when the storage cannot be reached or a migration fails.
-pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
+/// [`WiringError`] when the storage cannot be reached or a migration fails.
+pub async fn migrate(settings: &Settings) -> Result<(), WiringError> {
     match settings.adapters.store {
         StoreAdapter::Embedded => {
             // Opening the database creates every table it lacks.
@@ -171,4 +200,52 @@ pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// The adapter crates, as Rust code names them.
+    const ADAPTER_CRATES: [&str; 5] = [
+        "chat_cassandra",
+        "chat_crypto",
+        "chat_embedded",
+        "chat_kafka",
+        "chat_redis",
+    ];
+
+    fn rust_files(folder: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_module_but_wiring_names_an_adapter_crate() {
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+        let wiring = source.join("wiring");
+        let mut files = Vec::new();
+        rust_files(&source, &mut files);
+        assert!(files.len() > 10, "found only {files:?}");
+        let mut offenders = Vec::new();
+        for file in files.iter().filter(|file| !file.starts_with(&wiring)) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for adapter in ADAPTER_CRATES {
+                // A path (`chat_redis::…`) or an import (`use chat_redis`); metric names such as
+                // "chat_redis_degraded" are neither.
+                if text.contains(&format!("{adapter}::"))
+                    || text.contains(&format!("use {adapter}"))
+                {
+                    offenders.push(format!("{} names {adapter}", file.display()));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{offenders:#?}");
+    }
 }
