@@ -195,5 +195,8 @@ async fn with_redis_down_messages_are_still_acknowledged_delivered_and_read() {
     assert!(metrics.contains("chat_redis_degraded 1"), "{metrics}");
     // The adapter's own failure counter reaches /metrics too (read from it at scrape time).
     let failures = app.metric("chat_redis_failures_total").await;
-    assert!(failures.is_some_and(|failures| failures >= 1.0), "{failures:?}");
+    assert!(
+        failures.is_some_and(|failures| failures >= 1.0),
+        "{failures:?}"
+    );
 }

@@ -37,71 +37,81 @@ impl Metrics {
     /// A [`prometheus::Error`] if a metric is malformed (a bug).
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let connections = IntGauge::new("chat_ws_connections", "Open WebSocket connections")?;
-        let messages_accepted = IntCounterVec::new(
-            Opts::new(
-                "chat_messages_accepted_total",
-                "Messages accepted, by outcome",
-            ),
-            &["outcome"],
-        )?;
-        let send_seconds = Histogram::with_opts(
-            HistogramOpts::new("chat_send_seconds", "Time from a send frame to its ack").buckets(
-                vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ],
-            ),
-        )?;
-        let errors = IntCounterVec::new(
-            Opts::new("chat_errors_total", "Error answers, by code and transport"),
-            &["code", "transport"],
-        )?;
-        let live_events = IntCounter::new(
-            "chat_live_events_total",
-            "Live events queued to local sockets",
-        )?;
-        let slow_consumers = IntCounter::new(
-            "chat_slow_consumer_disconnects_total",
-            "Sockets closed because their queue was full",
-        )?;
-        let http_requests = IntCounterVec::new(
-            Opts::new(
-                "chat_http_requests_total",
-                "HTTP requests, by route and status",
-            ),
-            &["route", "status"],
-        )?;
-        let outbox_backlog = IntGauge::new("chat_outbox_backlog", "Events waiting in the outbox")?;
-        let events_published = IntCounter::new(
-            "chat_events_published_total",
-            "Events the outbox relay published",
-        )?;
-        let relay_failures = IntCounter::new(
-            "chat_relay_failures_total",
-            "Outbox relay rounds that failed",
-        )?;
-        registry.register(Box::new(connections.clone()))?;
-        registry.register(Box::new(messages_accepted.clone()))?;
-        registry.register(Box::new(send_seconds.clone()))?;
-        registry.register(Box::new(errors.clone()))?;
-        registry.register(Box::new(live_events.clone()))?;
-        registry.register(Box::new(slow_consumers.clone()))?;
-        registry.register(Box::new(http_requests.clone()))?;
-        registry.register(Box::new(outbox_backlog.clone()))?;
-        registry.register(Box::new(events_published.clone()))?;
-        registry.register(Box::new(relay_failures.clone()))?;
+        let send_buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
         Ok(Self {
+            connections: registered(
+                &registry,
+                IntGauge::new("chat_ws_connections", "Open WebSocket connections")?,
+            )?,
+            messages_accepted: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chat_messages_accepted_total",
+                        "Messages accepted, by outcome",
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            send_seconds: registered(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("chat_send_seconds", "Time from a send frame to its ack")
+                        .buckets(send_buckets),
+                )?,
+            )?,
+            errors: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("chat_errors_total", "Error answers, by code and transport"),
+                    &["code", "transport"],
+                )?,
+            )?,
+            live_events: registered(
+                &registry,
+                IntCounter::new(
+                    "chat_live_events_total",
+                    "Live events queued to local sockets",
+                )?,
+            )?,
+            slow_consumers: registered(
+                &registry,
+                IntCounter::new(
+                    "chat_slow_consumer_disconnects_total",
+                    "Sockets closed because their queue was full",
+                )?,
+            )?,
+            http_requests: registered(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chat_http_requests_total",
+                        "HTTP requests, by route and status",
+                    ),
+                    &["route", "status"],
+                )?,
+            )?,
+            outbox_backlog: registered(
+                &registry,
+                IntGauge::new("chat_outbox_backlog", "Events waiting in the outbox")?,
+            )?,
+            events_published: registered(
+                &registry,
+                IntCounter::new(
+                    "chat_events_published_total",
+                    "Events the outbox relay published",
+                )?,
+            )?,
+            relay_failures: registered(
+                &registry,
+                IntCounter::new(
+                    "chat_relay_failures_total",
+                    "Outbox relay rounds that failed",
+                )?,
+            )?,
             registry,
-            connections,
-            messages_accepted,
-            send_seconds,
-            errors,
-            live_events,
-            slow_consumers,
-            http_requests,
-            outbox_backlog,
-            events_published,
-            relay_failures,
         })
     }
 
@@ -129,6 +139,15 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Registers `metric` in `registry` and hands it back (metrics are handles on shared values).
+fn registered<M>(registry: &Registry, metric: M) -> Result<M, prometheus::Error>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 /// The outbox relay's counts.

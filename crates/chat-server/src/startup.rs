@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use chat_domain::{ChatService, OutboxRelay, RelayPacing};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenVerifier;
 use crate::connections::{CloseCause, Connections};
@@ -68,87 +69,25 @@ impl Application {
         for collector in wiring.backends.collectors() {
             metrics.register(collector)?;
         }
-        let backends = wiring.backends.clone();
         let relay = OutboxRelay::new(wiring.outbox, wiring.publisher, settings.relay.batch);
         let service = Arc::new(ChatService::new(wiring.ports, settings.limits.clone()));
         let verifier = Arc::new(TokenVerifier::new(&settings.auth));
-        if settings.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET {
-            tracing::warn!(
-                "using the development JWT secret from config/default.toml; \
-                 set CHAT__AUTH__JWT_SECRET in any real deployment"
-            );
-        }
-
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: address.clone(),
-                source,
-            })?
-            .port();
+        warn_of_development_secrets(&settings);
+        let (listener, port) = bind(&settings)?;
         let instance = settings.instance_name(port);
         let state = web::Data::new(AppState {
             service,
             connections,
-            verifier: verifier.clone(),
+            connection_tasks: TaskTracker::new(),
+            verifier,
             metrics,
             shutdown: CancellationToken::new(),
-            settings: settings.clone(),
-            instance: instance.clone(),
-            backends,
+            settings,
+            instance,
+            backends: wiring.backends,
         });
-
-        let app_state = state.clone();
-        let verifier_data = web::Data::from(verifier);
-        let mut server = HttpServer::new(move || {
-            let metrics = app_state.metrics.clone();
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(verifier_data.clone())
-                .wrap(middleware::DefaultHeaders::new().add(("x-served-by", instance.clone())))
-                .wrap_fn(move |request, service| {
-                    let route = request
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned());
-                    let metrics = metrics.clone();
-                    let started = Instant::now();
-                    let response = service.call(request);
-                    async move {
-                        let response = response.await?;
-                        let status = response.status();
-                        metrics
-                            .http_requests
-                            .with_label_values(&[route.as_str(), status.as_str()])
-                            .inc();
-                        tracing::debug!(
-                            route,
-                            status = status.as_u16(),
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "request"
-                        );
-                        Ok(response)
-                    }
-                })
-                .configure(|config| crate::routes::configure(config, &app_state.settings))
-        })
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(
-            settings.server.client_request_timeout_secs,
-        ));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind { address, source })?
-            .run();
-        tracing::info!(port, adapters = ?settings.adapters, "listening");
+        let server = http_server(&state, listener)?;
+        tracing::info!(port, adapters = ?state.settings.adapters, "listening");
         Ok(Self {
             server,
             port,
@@ -182,28 +121,8 @@ impl Application {
         } = self;
         let shutdown = state.shutdown.clone();
         actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
-        let relay_metrics = state.metrics.clone();
-        let pacing = RelayPacing::from(&state.settings.relay);
-        let schedule = ShutdownSchedule::new(shutdown.clone());
-        let relay_task = actix_web::rt::spawn(async move {
-            relay.run(pacing, &schedule, relay_metrics.as_ref()).await;
-        });
-        let handle = server.handle();
-        let drain_state = state.clone();
-        actix_web::rt::spawn(async move {
-            shutdown.cancelled().await;
-            tracing::info!(
-                sockets = drain_state.connections.count(),
-                "shutting down: closing sockets with 1001"
-            );
-            drain_state.connections.close_all(CloseCause::ShuttingDown);
-            let deadline = Instant::now()
-                + Duration::from_secs(drain_state.settings.server.shutdown_timeout_secs);
-            while drain_state.connections.count() > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            handle.stop(true).await;
-        });
+        let relay_task = actix_web::rt::spawn(run_relay(relay, state.clone()));
+        actix_web::rt::spawn(drain_on_shutdown(state.clone(), server.handle()));
         let result = server.await;
         if relay_task.await.is_err() {
             tracing::error!("the outbox relay task failed");
@@ -212,6 +131,128 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+fn warn_of_development_secrets(settings: &Settings) {
+    if settings.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET {
+        tracing::warn!(
+            "using the development JWT secret from config/default.toml; \
+             set CHAT__AUTH__JWT_SECRET in any real deployment"
+        );
+    }
+}
+
+/// Binds the configured address; returns the listener and the port it got (port 0 picks one).
+fn bind(settings: &Settings) -> Result<(TcpListener, u16), StartupError> {
+    let address = format!("{}:{}", settings.server.host, settings.server.port);
+    let bind_error = |source| StartupError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
+}
+
+/// The HTTP server over `listener`: every route, the `x-served-by` header and request metrics.
+fn http_server(state: &web::Data<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
+    let settings = &state.settings;
+    let app_state = state.clone();
+    let verifier = web::Data::from(state.verifier.clone());
+    let mut server = HttpServer::new(move || {
+        let metrics = app_state.metrics.clone();
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(verifier.clone())
+            .wrap(
+                middleware::DefaultHeaders::new().add(("x-served-by", app_state.instance.clone())),
+            )
+            .wrap_fn(move |request, service| {
+                let observed = ObservedRequest::start(&request, metrics.clone());
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    observed.finish(response.status());
+                    Ok(response)
+                }
+            })
+            .configure(|config| crate::routes::configure(config, &app_state.settings))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(
+        settings.server.client_request_timeout_secs,
+    ));
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    let address = format!("{}:{}", settings.server.host, settings.server.port);
+    Ok(server
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run())
+}
+
+/// One HTTP request on its way: counted by route pattern and status, logged at debug.
+struct ObservedRequest {
+    route: String,
+    started: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl ObservedRequest {
+    fn start(request: &actix_web::dev::ServiceRequest, metrics: Arc<Metrics>) -> Self {
+        Self {
+            route: request
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+            started: Instant::now(),
+            metrics,
+        }
+    }
+
+    fn finish(self, status: actix_web::http::StatusCode) {
+        self.metrics
+            .http_requests
+            .with_label_values(&[self.route.as_str(), status.as_str()])
+            .inc();
+        tracing::debug!(
+            route = self.route,
+            status = status.as_u16(),
+            elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
+}
+
+/// The outbox relay, until shutdown (then one last round and the hand-over of its shard leases).
+async fn run_relay(relay: OutboxRelay, state: web::Data<AppState>) {
+    let pacing = RelayPacing::from(&state.settings.relay);
+    let schedule = ShutdownSchedule::new(state.shutdown.clone());
+    relay.run(pacing, &schedule, state.metrics.as_ref()).await;
+}
+
+/// Once shutdown begins: closes every socket with 1001, waits (up to the shutdown timeout) for
+/// their tasks to flush and end, then stops the HTTP server, which lets requests finish.
+async fn drain_on_shutdown(state: web::Data<AppState>, server: actix_web::dev::ServerHandle) {
+    state.shutdown.cancelled().await;
+    tracing::info!(
+        sockets = state.connections.count(),
+        "shutting down: closing sockets with 1001"
+    );
+    state.connections.close_all(CloseCause::ShuttingDown);
+    state.connection_tasks.close();
+    let patience = Duration::from_secs(state.settings.server.shutdown_timeout_secs);
+    if tokio::time::timeout(patience, state.connection_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            sockets = state.connection_tasks.len(),
+            "sockets still open after the shutdown timeout; stopping anyway"
+        );
+    }
+    server.stop(true).await;
 }
 
 async fn listen_for_signals(

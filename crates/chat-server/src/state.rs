@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chat_domain::ChatService;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenVerifier;
 use crate::connections::Connections;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub service: Arc<ChatService>,
     /// This instance's sockets.
     pub connections: Arc<Connections>,
+    /// The sockets' tasks, which shutdown waits for.
+    pub connection_tasks: TaskTracker,
     /// Token checks.
     pub verifier: Arc<TokenVerifier>,
     /// Metrics.

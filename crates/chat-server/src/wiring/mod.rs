@@ -80,20 +80,52 @@ pub async fn wire(
     settings: &Settings,
     local: Arc<dyn LocalDelivery>,
 ) -> Result<Wiring, WiringError> {
-    let adapters = settings.adapters;
     let cipher = Arc::new(MessageCipher::from_config(&settings.crypto)?);
     if settings.migrate_on_start {
         migrate(settings).await?;
     }
-    let (store, chats, outbox): (
-        Arc<dyn MessageStore>,
-        Arc<dyn ChatDirectory>,
-        Arc<dyn Outbox>,
-    ) = match adapters.store {
+    let stores = open_stores(settings).await?;
+    let redis = connect_redis(settings).await?;
+    let cache = cache_ports(settings, redis.as_ref());
+    let fan_out: Arc<dyn FanOut> = match (settings.adapters.fan_out, &redis) {
+        (FanOutAdapter::Redis, Some(redis)) => Arc::new(RedisFanOut::new(redis.clone(), local)),
+        _ => Arc::new(InProcessFanOut::new(local)),
+    };
+    let publisher = event_publisher(settings)?;
+    warn_if_instance_local(settings);
+    Ok(Wiring {
+        ports: Ports {
+            store: stores.messages,
+            chats: stores.chats,
+            recent: cache.recent,
+            chat_lists: cache.chat_lists,
+            cursors: cache.cursors,
+            fan_out,
+            cipher,
+        },
+        outbox: stores.outbox,
+        publisher,
+        backends: Arc::new(backends::WiredBackends { redis }),
+    })
+}
+
+/// The three ports the store adapter serves.
+struct Stores {
+    messages: Arc<dyn MessageStore>,
+    chats: Arc<dyn ChatDirectory>,
+    outbox: Arc<dyn Outbox>,
+}
+
+async fn open_stores(settings: &Settings) -> Result<Stores, WiringError> {
+    Ok(match settings.adapters.store {
         StoreAdapter::Embedded => {
             let store = Arc::new(EmbeddedStore::open_config(&settings.embedded)?);
             tracing::info!(database = %store.path().display(), "store: embedded (single instance)");
-            (store.clone(), store.clone(), store)
+            Stores {
+                messages: store.clone(),
+                chats: store.clone(),
+                outbox: store,
+            }
         }
         StoreAdapter::Cassandra => {
             let (store, chats) = chat_cassandra::connect_adapters(&settings.cassandra).await?;
@@ -103,42 +135,50 @@ pub async fn wire(
                 "store: cassandra"
             );
             let store = Arc::new(store);
-            (store.clone(), Arc::new(chats), store)
+            Stores {
+                messages: store.clone(),
+                chats: Arc::new(chats),
+                outbox: store,
+            }
         }
-    };
-    let uses_redis =
-        adapters.cache == CacheAdapter::Redis || adapters.fan_out == FanOutAdapter::Redis;
-    let redis = if uses_redis {
-        let mut config = settings.redis.clone();
-        config.recent_window = settings.limits.recent_window as usize;
-        let redis = RedisConnection::start(config)?;
-        // Redis is a cache: the service starts without it and the clients keep reconnecting.
-        let wait = std::time::Duration::from_millis(settings.redis.connect_timeout_ms);
-        match redis.wait_connected(wait).await {
-            Ok(()) => tracing::info!(nodes = ?settings.redis.nodes, "redis: connected"),
-            Err(error) => tracing::warn!(
-                error = %chat_domain::Report::of(&error),
-                "redis does not answer yet; starting without it (reads use the store, live \
-                 delivery stays on this instance) and reconnecting in the background"
-            ),
-        }
-        Some(redis)
-    } else {
-        None
-    };
-    let cache = match (adapters.cache, &redis) {
+    })
+}
+
+/// The Redis connection, when the cache or the fan-out uses Redis. Redis is a cache: the
+/// service starts without it, and the clients keep reconnecting in the background.
+async fn connect_redis(settings: &Settings) -> Result<Option<RedisConnection>, WiringError> {
+    let adapters = settings.adapters;
+    if adapters.cache != CacheAdapter::Redis && adapters.fan_out != FanOutAdapter::Redis {
+        return Ok(None);
+    }
+    let mut config = settings.redis.clone();
+    config.recent_window = settings.limits.recent_window as usize;
+    let redis = RedisConnection::start(config)?;
+    let wait = std::time::Duration::from_millis(settings.redis.connect_timeout_ms);
+    match redis.wait_connected(wait).await {
+        Ok(()) => tracing::info!(nodes = ?settings.redis.nodes, "redis: connected"),
+        Err(error) => tracing::warn!(
+            error = %chat_domain::Report::of(&error),
+            "redis does not answer yet; starting without it (reads use the store, live \
+             delivery stays on this instance) and reconnecting in the background"
+        ),
+    }
+    Ok(Some(redis))
+}
+
+fn cache_ports(settings: &Settings, redis: Option<&RedisConnection>) -> CachePorts {
+    match (settings.adapters.cache, redis) {
         (CacheAdapter::Redis, Some(redis)) => CachePorts::of(RedisCache::new(redis.clone())),
         _ => {
             let mut config = settings.embedded.cache.clone();
             config.recent_window = settings.limits.recent_window as usize;
             CachePorts::of(InProcessCache::new(&config))
         }
-    };
-    let fan_out: Arc<dyn FanOut> = match (adapters.fan_out, &redis) {
-        (FanOutAdapter::Redis, Some(redis)) => Arc::new(RedisFanOut::new(redis.clone(), local)),
-        _ => Arc::new(InProcessFanOut::new(local)),
-    };
-    let publisher: Arc<dyn EventPublisher> = match adapters.events {
+    }
+}
+
+fn event_publisher(settings: &Settings) -> Result<Arc<dyn EventPublisher>, WiringError> {
+    Ok(match settings.adapters.events {
         EventsAdapter::Log => {
             let publisher = JsonLinesPublisher::open_config(&settings.embedded)?;
             tracing::info!(events = %publisher.path().display(), "events: local JSON-lines log");
@@ -154,7 +194,12 @@ pub async fn wire(
             );
             Arc::new(publisher)
         }
-    };
+    })
+}
+
+/// A shared store with an in-process cache or fan-out works for one instance only: say so.
+fn warn_if_instance_local(settings: &Settings) {
+    let adapters = settings.adapters;
     if adapters.store != StoreAdapter::Embedded
         && (adapters.cache == CacheAdapter::Memory || adapters.fan_out == FanOutAdapter::Local)
     {
@@ -163,20 +208,6 @@ pub async fn wire(
              instance, so run a single instance with these adapters"
         );
     }
-    Ok(Wiring {
-        ports: Ports {
-            store,
-            chats,
-            recent: cache.recent,
-            chat_lists: cache.chat_lists,
-            cursors: cache.cursors,
-            fan_out,
-            cipher,
-        },
-        outbox,
-        publisher,
-        backends: Arc::new(backends::WiredBackends { redis }),
-    })
 }
 
 /// Creates or upgrades the configured store's schema.

@@ -50,7 +50,13 @@ pub async fn upgrade(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
-    actix_web::rt::spawn(run_connection(state.into_inner(), caller, session, stream));
+    let connection = state.connection_tasks.track_future(run_connection(
+        state.clone().into_inner(),
+        caller,
+        session,
+        stream,
+    ));
+    actix_web::rt::spawn(connection);
     Ok(response)
 }
 
