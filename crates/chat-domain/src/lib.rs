@@ -16,9 +16,11 @@
 //! - [`events`]: the durable `NewMessageEvent` for notification-service and the `LiveEvent`s
 //!   pushed to connected users.
 //! - [`ports`]: the traits adapters implement, each with its error contract.
-//! - [`service`]: `ChatService`, the use cases.
-//! - [`relay`]: `OutboxRelay`, from outbox to event publisher.
-//! - [`error`]: the one error type, with stable codes for clients.
+//! - [`service`]: `ChatService`, the use cases (the server's only way in: it never holds a port).
+//! - [`relay`]: `OutboxRelay`, from outbox to event publisher: one round, or the whole loop with
+//!   its jittered backoff and shutdown over the host's `RelaySchedule` and `RelayMetrics`.
+//! - [`error`]: the one error type, with stable codes for clients; the adapter's failure rides
+//!   along as its `source` (`Cause`), and `Report` prints the whole chain once.
 //! - `testing` (feature `testing`): in-memory adapters for unit tests.
 //!
 //! ## Invariants

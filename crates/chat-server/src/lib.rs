@@ -7,8 +7,13 @@
 //!
 //! ## Layout
 //! - [`cli`]: command line. [`settings`]: typed configuration (files + `CHAT__…` variables).
-//! - [`startup`]: builds and runs the [`startup::Application`]; graceful shutdown; outbox relay.
-//! - [`wiring`]: the profile's adapters.
+//! - [`startup`]: builds and runs the [`startup::Application`] from small named steps; graceful
+//!   shutdown (sockets closed with 1001, their tasks awaited, then HTTP).
+//! - [`wiring`]: the profile's adapters — the only module that names an adapter crate (a test
+//!   holds the line). It hands back the ports, the relay's two ends and [`wiring::Backends`]
+//!   (Redis state, the adapters' metric collectors, closing at shutdown).
+//! - [`relay`]: the host side of the domain's outbox relay (tokio timer, shutdown token).
+//! - [`state`]: what handlers share. Handlers call use cases (`ChatService`), never ports.
 //! - [`auth`]: JWT verification (header, WebSocket subprotocol, query) and dev tokens.
 //! - [`routes`]: REST endpoints, health/metrics, the demo web client and its development
 //!   token endpoint. [`error`]: HTTP error bodies.
