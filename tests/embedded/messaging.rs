@@ -210,3 +210,58 @@ async fn a_recipient_who_stops_reading_is_disconnected_without_stalling_the_send
     }
     assert_eq!(received, 300);
 }
+
+/// The heartbeat and pong writes are bounded too: with a 1 s heartbeat, a client that stops
+/// reading while its peer floods it once left its reader waiting forever inside `ping` (the
+/// socket's outgoing channel full), deaf to the slow-consumer close and to shutdown: the socket
+/// stayed registered (this test failed at "still registered 10 s after the flood").
+#[actix_web::test]
+async fn a_socket_that_stops_reading_is_closed_in_bounded_time_even_mid_heartbeat_and_shutdown_stays_prompt()
+ {
+    let app = TestApp::spawn_with(&[
+        ("websocket.heartbeat_interval_secs", "1"),
+        ("websocket.frame_timeout_secs", "1"),
+    ])
+    .await;
+    let (alice, bob) = (user(), user());
+    let mut alice_socket = app.connect(alice).await;
+    let bob_socket = app.connect(bob).await;
+    assert_eq!(app.metric("chat_ws_connections").await, Some(2.0));
+    // Bob reads nothing (his socket is never polled again) while Alice floods him for a while,
+    // long enough for several heartbeats to fall due with his buffers full.
+    let content = "z".repeat(15 * 1024);
+    let flood_until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut sent = 0;
+    while std::time::Instant::now() < flood_until && sent < 2_000 {
+        alice_socket
+            .send_to_user(bob, &format!("flood-{sent}"), &content)
+            .await;
+        sent += 1;
+    }
+    // The server closes Bob's socket on its own — seen from the server's side, since reading
+    // on Bob's side would unblock it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if app.metric("chat_ws_connections").await == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Bob's socket is still registered 10 s after the flood ({sent} messages)"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let closed = app.metric("chat_slow_consumer_disconnects_total").await;
+    assert!(closed.is_some_and(|count| count >= 1.0), "{closed:?}");
+    // Shutdown stays within its documented bound (docs/deploy.md: twice
+    // `server.shutdown_timeout_secs`, 3 s here: the sockets' drain, then HTTP connections —
+    // neither client reads, so actix holds their connections until its own timeout).
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(6),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    drop(bob_socket);
+}

@@ -23,7 +23,10 @@ fn the_domain_depends_only_on_pure_crates() {
             dependencies.push(name.to_owned());
         }
     }
-    assert!(!dependencies.is_empty(), "no [dependencies] found in:\n{manifest}");
+    assert!(
+        !dependencies.is_empty(),
+        "no [dependencies] found in:\n{manifest}"
+    );
     let impure: Vec<_> = dependencies
         .iter()
         .filter(|name| !PURE.contains(&name.as_str()))

@@ -103,6 +103,8 @@ async fn run_connection(
         session.clone(),
         queued,
         signal.token.clone(),
+        state.settings.websocket.frame_timeout(),
+        state.metrics.clone(),
     ));
     let mut reader = Reader {
         state: &state,
@@ -188,8 +190,8 @@ impl Reader<'_> {
                     if last_heard.elapsed() > settings.client_timeout() {
                         return Ending::Close(CloseCause::IdleTimeout);
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return Ending::Gone;
+                    if let Some(ending) = self.control(self.session.clone().ping(b"")).await {
+                        return ending;
                     }
                 }
                 message = stream.recv() => {
@@ -213,8 +215,9 @@ impl Reader<'_> {
                             .await;
                         }
                         Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            if self.session.pong(&bytes).await.is_err() {
-                                return Ending::Gone;
+                            let mut session = self.session.clone();
+                            if let Some(ending) = self.control(async move { session.pong(&bytes).await }).await {
+                                return ending;
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
@@ -226,6 +229,23 @@ impl Reader<'_> {
                         return Ending::Close(CloseCause::TooSlow);
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes a control frame (ping, pong) within the frame timeout. A client that does not
+    /// read leaves the socket's outgoing channel full: waiting without a deadline once froze
+    /// this reader, deaf to the slow-consumer close, token expiry and shutdown.
+    async fn control(
+        &self,
+        write: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
+    ) -> Option<Ending> {
+        match tokio::time::timeout(self.state.settings.websocket.frame_timeout(), write).await {
+            Ok(Ok(())) => None,
+            Ok(Err(_closed)) => Some(Ending::Gone),
+            Err(_elapsed) => {
+                self.state.metrics.slow_consumers.inc();
+                Some(Ending::Close(CloseCause::TooSlow))
             }
         }
     }
@@ -344,6 +364,8 @@ async fn write_frames(
     mut session: Session,
     mut queued: mpsc::Receiver<Outbound>,
     closing: tokio_util::sync::CancellationToken,
+    frame_timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     while let Some(outbound) = queued.recv().await {
         let frame = match outbound {
@@ -353,9 +375,18 @@ async fn write_frames(
                 None => continue,
             },
         };
-        if session.text(frame.to_json()).await.is_err() {
-            closing.cancel();
-            break;
+        match tokio::time::timeout(frame_timeout, session.text(frame.to_json())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_closed)) => {
+                closing.cancel();
+                break;
+            }
+            // The client stopped reading: end the socket (it syncs after reconnecting).
+            Err(_elapsed) => {
+                metrics.slow_consumers.inc();
+                closing.cancel();
+                break;
+            }
         }
     }
 }
