@@ -75,6 +75,8 @@ impl TokenVerifier {
         let secret = settings.jwt_secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = settings.leeway_secs;
+        // jsonwebtoken leaves `nbf` unchecked by default; `auth.leeway_secs` promises it is.
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         if settings.issuer.is_empty() {
             validation.iss = None;
@@ -252,5 +254,71 @@ mod tests {
         assert!(strict.verify(&without).is_err());
         let with = strict.mint(user, None).unwrap();
         assert!(strict.verify(&with).is_ok());
+    }
+
+    /// Claims as another issuer might sign them, with a not-before time.
+    #[derive(serde::Serialize)]
+    struct WithNotBefore {
+        sub: String,
+        exp: i64,
+        nbf: i64,
+    }
+
+    fn signed(claims: &WithNotBefore, algorithm: Algorithm) -> String {
+        let key = EncodingKey::from_secret(b"a-test-secret-that-is-long-enough-to-use");
+        jsonwebtoken::encode(&Header::new(algorithm), claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused_beyond_the_leeway() {
+        let user = UserId::from_uuid(uuid::Uuid::new_v4());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = |nbf| WithNotBefore {
+            sub: user.to_string(),
+            exp: now + 600,
+            nbf,
+        };
+        let strict = TokenVerifier::new(&settings(""));
+        let error = strict
+            .verify(&signed(&claims(now + 120), Algorithm::HS256))
+            .unwrap_err();
+        assert!(error.to_string().contains("Immature"), "{error}");
+        assert_eq!(
+            strict
+                .verify(&signed(&claims(now - 5), Algorithm::HS256))
+                .unwrap()
+                .user_id,
+            user
+        );
+        let mut lenient = settings("");
+        lenient.leeway_secs = 300;
+        assert!(
+            TokenVerifier::new(&lenient)
+                .verify(&signed(&claims(now + 120), Algorithm::HS256))
+                .is_ok(),
+            "within the leeway"
+        );
+    }
+
+    #[test]
+    fn only_hs256_verifies_and_an_unsigned_token_never_does() {
+        let user = UserId::from_uuid(uuid::Uuid::new_v4());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = WithNotBefore {
+            sub: user.to_string(),
+            exp: now + 600,
+            nbf: now - 5,
+        };
+        let verifier = TokenVerifier::new(&settings(""));
+        assert!(verifier.verify(&signed(&claims, Algorithm::HS512)).is_err());
+        // `alg: none`: a header and claims with an empty signature.
+        use base64::Engine as _;
+        let encode = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let unsigned = format!(
+            "{}.{}.",
+            encode(r#"{"alg":"none","typ":"JWT"}"#),
+            encode(&format!(r#"{{"sub":"{user}","exp":{}}}"#, now + 600))
+        );
+        assert!(verifier.verify(&unsigned).is_err());
     }
 }

@@ -98,6 +98,15 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// How long a client should wait before retrying a 503 (a backing service is out, or this
+/// instance is shutting down: another instance usually answers at once).
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The `Retry-After` header every 503 carries.
+pub fn retry_after() -> (header::HeaderName, HeaderValue) {
+    (header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS))
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -108,11 +117,43 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(retry_after());
+        }
         response.json(Body {
             error: Detail {
                 code: self.code,
                 message: &self.message,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_503_says_when_to_retry_and_other_errors_do_not() {
+        let unavailable = ApiError::from(chat_domain::Error::Unavailable("cassandra".into()));
+        let response = unavailable.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(RETRY_AFTER_SECS))
+        );
+        let shutting_down = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this instance is shutting down; reconnect",
+        );
+        assert!(
+            shutting_down
+                .error_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER)
+        );
+        let not_found = ApiError::from(chat_domain::Error::ChatNotFound).error_response();
+        assert!(!not_found.headers().contains_key(header::RETRY_AFTER));
     }
 }

@@ -19,7 +19,9 @@ pub async fn live() -> HttpResponse {
 /// Readiness: 503 while shutting down or while the store does not answer.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.shutdown.is_cancelled() {
-        return HttpResponse::ServiceUnavailable().json(json!({"status": "shutting_down"}));
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(crate::error::retry_after())
+            .json(json!({"status": "shutting_down"}));
     }
     match tokio::time::timeout(PROBE_TIMEOUT, state.service.probe()).await {
         // Redis is a cache: degraded, the instance still serves (reads use the store), so it
@@ -30,9 +32,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         })),
         Ok(Err(error)) => {
             tracing::warn!(error = %error.report(), "not ready: the store failed");
-            HttpResponse::ServiceUnavailable().json(json!({"status": "store_unavailable"}))
+            HttpResponse::ServiceUnavailable()
+                .insert_header(crate::error::retry_after())
+                .json(json!({"status": "store_unavailable"}))
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({"status": "store_timeout"})),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .insert_header(crate::error::retry_after())
+            .json(json!({"status": "store_timeout"})),
     }
 }
 
