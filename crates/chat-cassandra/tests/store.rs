@@ -537,6 +537,7 @@ async fn the_chat_service_runs_over_cassandra() {
         cursors: cache,
         fan_out,
         cipher: f.cipher.clone(),
+        clock: Arc::new(chat_domain::SystemClock),
     };
     let service = ChatService::new(
         ports,

@@ -47,8 +47,8 @@ pub use ids::{
 pub use model::{Chat, ChatSummary, Message, MessageKind, MessagePosition, Sealed, StoredMessage};
 pub use paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 pub use ports::{
-    Appended, ChatDirectory, ChatListCache, Cipher, CursorStore, EventPublisher, FanOut,
-    LocalDelivery, MessageStore, Outbox, Ports, RecentMessages, SealBinding,
+    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,
+    LocalDelivery, MessageStore, Outbox, Ports, RecentMessages, SealBinding, SystemClock,
 };
 pub use relay::OutboxRelay;
 pub use service::{

@@ -310,6 +310,24 @@ pub trait Cipher: Send + Sync + 'static {
     fn digest(&self, plaintext: &[u8]) -> Sealed;
 }
 
+/// What time it is, for the use cases (message timestamps, when a chat was opened, when a
+/// message was seen). A port so tests move time by hand instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The [`Clock`] of the machine: [`OffsetDateTime::now_utc`]. Reads the time and nothing
+/// else, so it lives in the domain rather than in an adapter crate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
 /// One adapter per port, as the server wires them for a profile.
 #[derive(Clone)]
 pub struct Ports {
@@ -327,4 +345,6 @@ pub struct Ports {
     pub fan_out: Arc<dyn FanOut>,
     /// Content encryption.
     pub cipher: Arc<dyn Cipher>,
+    /// The time ([`SystemClock`] outside tests).
+    pub clock: Arc<dyn Clock>,
 }

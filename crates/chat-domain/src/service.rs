@@ -163,7 +163,7 @@ impl ChatService {
     /// # Errors
     /// [`Error::SelfChat`] when `peer` is `user`; [`Error::Unavailable`] on a store outage.
     pub async fn open_chat(&self, user: UserId, peer: UserId) -> Result<Chat> {
-        let wanted = Chat::between(user, peer, truncate_to_millis(OffsetDateTime::now_utc()))?;
+        let wanted = Chat::between(user, peer, truncate_to_millis(self.ports.clock.now()))?;
         if let Some(known) = self.known_chat(wanted.id) {
             return Ok(known);
         }
@@ -216,7 +216,7 @@ impl ChatService {
             Recipient::User(peer) => self.open_chat(sender, peer).await?,
         };
         let recipient = chat.peer_of(sender).ok_or(Error::ChatNotFound)?;
-        let id = self.message_ids.next(OffsetDateTime::now_utc());
+        let id = self.message_ids.next(self.ports.clock.now());
         let timestamp = id.timestamp();
         let binding = SealBinding {
             chat_id: chat.id,
@@ -382,7 +382,7 @@ impl ChatService {
         let message = match message.seen_at {
             Some(_) => message,
             None => {
-                let now = truncate_to_millis(OffsetDateTime::now_utc());
+                let now = truncate_to_millis(self.ports.clock.now());
                 let seen = self
                     .ports
                     .store

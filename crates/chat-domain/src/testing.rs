@@ -16,7 +16,7 @@ use crate::ids::{ChatId, EventId, MessageId, UserId};
 use crate::model::{Chat, ChatSummary, MessagePosition, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{
-    Appended, ChatDirectory, ChatListCache, Cipher, CursorStore, EventPublisher, FanOut,
+    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,
     MessageStore, Outbox, Ports, RecentMessages, SealBinding,
 };
 
@@ -474,6 +474,47 @@ impl Cipher for FakeCipher {
     }
 }
 
+/// A [`Clock`] that stands still until a test moves it: [`ManualClock::advance`] replaces
+/// sleeping to let time pass.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<OffsetDateTime>,
+}
+
+impl ManualClock {
+    /// A clock showing `start` until moved.
+    pub fn at(start: OffsetDateTime) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward by `by` (backward when negative).
+    pub fn advance(&self, by: time::Duration) {
+        let mut now = lock(&self.now);
+        *now += by;
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: OffsetDateTime) {
+        *lock(&self.now) = to;
+    }
+}
+
+impl Default for ManualClock {
+    /// A clock starting at the real current time, so what it stamps looks like any other
+    /// recent message.
+    fn default() -> Self {
+        Self::at(OffsetDateTime::now_utc())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *lock(&self.now)
+    }
+}
+
 /// Every in-memory adapter, with handles to inspect and break them.
 pub struct MemoryAdapters {
     /// Messages, outbox, chats.
@@ -484,6 +525,8 @@ pub struct MemoryAdapters {
     pub fan_out: Arc<RecordingFanOut>,
     /// Event publisher for the relay.
     pub publisher: Arc<RecordingPublisher>,
+    /// The service's time, moved by hand.
+    pub clock: Arc<ManualClock>,
 }
 
 impl MemoryAdapters {
@@ -494,10 +537,11 @@ impl MemoryAdapters {
             cache: Arc::new(MemoryCache::new(window)),
             fan_out: Arc::new(RecordingFanOut::default()),
             publisher: Arc::new(RecordingPublisher::default()),
+            clock: Arc::new(ManualClock::default()),
         }
     }
 
-    /// The ports, wired to these adapters and the [`FakeCipher`].
+    /// The ports, wired to these adapters, the [`FakeCipher`] and the [`ManualClock`].
     pub fn ports(&self) -> Ports {
         Ports {
             store: self.store.clone(),
@@ -507,6 +551,7 @@ impl MemoryAdapters {
             cursors: self.cache.clone(),
             fan_out: self.fan_out.clone(),
             cipher: Arc::new(FakeCipher),
+            clock: self.clock.clone(),
         }
     }
 }

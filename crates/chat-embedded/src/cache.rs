@@ -4,7 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's `Instant` is the standard one, except that a test on a paused runtime moves it by hand
+// (`tokio::time::advance`) instead of sleeping for a time to live to pass.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use chat_domain::{

@@ -197,7 +197,7 @@ async fn windows_are_bounded_by_max_chats() {
     assert!(cache.window(chats[2].id).await.unwrap().is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn windows_expire_after_their_ttl() {
     let cache = cache_with(CacheConfig {
         recent_ttl: Duration::from_millis(30),
@@ -209,7 +209,7 @@ async fn windows_expire_after_their_ttl() {
         .await
         .unwrap();
     assert!(cache.window(chat.id).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(cache.window(chat.id).await.unwrap(), None);
 }
 
@@ -253,7 +253,7 @@ async fn cursor_loads_only_for_its_owner() {
     assert_eq!(cache.load(&id, owner).await.unwrap(), start);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cursor_expires_after_its_ttl() {
     let cache = cache_with(CacheConfig {
         cursor_ttl: Duration::from_millis(30),
@@ -262,7 +262,7 @@ async fn cursor_expires_after_its_ttl() {
     let (id, owner) = (CursorId::generate(), owner());
     cache.save(&id, owner, &PageStart::Newest).await.unwrap();
     assert_eq!(cache.load(&id, owner).await.unwrap(), PageStart::Newest);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(
         cache.load(&id, owner).await.unwrap_err(),
         Error::InvalidCursor
@@ -292,7 +292,7 @@ async fn cursors_are_bounded_by_max_cursors() {
     assert_eq!(cache.load(&ids[2], owner).await.unwrap(), PageStart::Newest);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn chat_list_expires_after_its_ttl() {
     let cache = cache_with(CacheConfig {
         chat_list_ttl: Duration::from_millis(30),
@@ -309,7 +309,7 @@ async fn chat_list_expires_after_its_ttl() {
         ChatListCache::get(&cache, user).await.unwrap(),
         Some(list.clone())
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(ChatListCache::get(&cache, user).await.unwrap(), None);
 
     cache.put(user, &list).await.unwrap();

@@ -585,6 +585,7 @@ async fn the_chat_service_pages_history_over_the_embedded_adapters() {
         cursors: cache,
         fan_out: Arc::new(RecordingFanOut::default()),
         cipher: Arc::new(FakeCipher),
+        clock: Arc::new(chat_domain::SystemClock),
     };
     let service = ChatService::new(ports, Limits::default());
     let (alice, bob) = (user(), user());

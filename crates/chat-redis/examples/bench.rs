@@ -138,6 +138,7 @@ async fn main() {
             cursors: cache.clone(),
             fan_out: Arc::new(RecordingFanOut::default()),
             cipher: Arc::new(common::test_cipher()),
+            clock: Arc::new(chat_domain::SystemClock),
         };
         let limits = Limits {
             recent_window,

@@ -143,6 +143,7 @@ pub async fn wire(
             cursors: cache.cursors,
             fan_out,
             cipher,
+            clock: Arc::new(chat_domain::SystemClock),
         },
         outbox,
         publisher,
