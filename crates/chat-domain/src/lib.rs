@@ -44,7 +44,9 @@ pub use events::{LiveEvent, NewMessageEvent};
 pub use ids::{
     ChatId, ClientMessageId, ConnectionId, EventId, MessageId, MessageIdGenerator, UserId,
 };
-pub use model::{Chat, ChatSummary, Message, MessageKind, MessagePosition, Sealed, StoredMessage};
+pub use model::{
+    Chat, ChatSummary, KeyedDigest, Message, MessageKind, MessagePosition, Sealed, StoredMessage,
+};
 pub use paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 pub use ports::{
     Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::error::Result;
 use crate::events::{LiveEvent, NewMessageEvent};
 use crate::ids::{ChatId, EventId, MessageId, UserId};
-use crate::model::{Chat, ChatSummary, Sealed, StoredMessage};
+use crate::model::{Chat, ChatSummary, KeyedDigest, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 
 /// What [`MessageStore::append`] did.
@@ -306,8 +306,8 @@ pub trait Cipher: Send + Sync + 'static {
     /// tampered with or bound to something else.
     fn open(&self, sealed: &Sealed, binding: &SealBinding) -> Result<Vec<u8>>;
 
-    /// A keyed digest (HMAC-SHA256) of `plaintext`.
-    fn digest(&self, plaintext: &[u8]) -> Sealed;
+    /// A keyed digest (HMAC-SHA256) of `plaintext`: a hash, not sealed content.
+    fn digest(&self, plaintext: &[u8]) -> KeyedDigest;
 }
 
 /// What time it is, for the use cases (message timestamps, when a chat was opened, when a

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::events::{LiveEvent, NewMessageEvent};
 use crate::ids::{ChatId, EventId, MessageId, UserId};
-use crate::model::{Chat, ChatSummary, MessagePosition, Sealed, StoredMessage};
+use crate::model::{Chat, ChatSummary, KeyedDigest, MessagePosition, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{
     Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,
@@ -464,13 +464,13 @@ impl Cipher for FakeCipher {
         }
     }
 
-    fn digest(&self, plaintext: &[u8]) -> Sealed {
+    fn digest(&self, plaintext: &[u8]) -> KeyedDigest {
         let hash = plaintext
             .iter()
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
                 (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
             });
-        Sealed(hash.to_be_bytes().to_vec())
+        KeyedDigest(hash.to_be_bytes().to_vec())
     }
 }
 

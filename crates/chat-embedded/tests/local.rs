@@ -8,7 +8,7 @@ use std::time::Duration;
 use chat_domain::model::truncate_to_millis;
 use chat_domain::{
     Chat, ChatId, ChatListCache, ChatSummary, ClientMessageId, CursorId, CursorOwner, CursorStore,
-    Error, EventPublisher, FanOut, LiveEvent, LocalDelivery, MessageId, MessageKind,
+    Error, EventPublisher, FanOut, KeyedDigest, LiveEvent, LocalDelivery, MessageId, MessageKind,
     NewMessageEvent, PageStart, RecentMessages, RecentWindow, Sealed, StoredMessage, UserId,
 };
 use chat_embedded::{
@@ -39,7 +39,7 @@ fn message(chat: &Chat, offset_ms: i64) -> StoredMessage {
         recipient_id: chat.members[1],
         kind: MessageKind::Text,
         content: Sealed(vec![9; 8]),
-        digest: Sealed(vec![1, 2, 3]),
+        digest: KeyedDigest(vec![1, 2, 3]),
         timestamp,
         seen_at: None,
         client_msg_id: ClientMessageId::parse(&Uuid::new_v4().to_string()).unwrap(),

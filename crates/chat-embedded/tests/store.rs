@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chat_domain::model::truncate_to_millis;
 use chat_domain::testing::{FakeCipher, RecordingFanOut};
 use chat_domain::{
-    Appended, Chat, ChatDirectory, ChatId, ChatService, ClientMessageId, Error, Limits, MessageId,
-    MessageKind, MessageStore, NewMessageEvent, Outbox, PageStart, Ports, Recipient, Sealed,
-    SendRequest, StoredMessage, UserId,
+    Appended, Chat, ChatDirectory, ChatId, ChatService, ClientMessageId, Error, KeyedDigest,
+    Limits, MessageId, MessageKind, MessageStore, NewMessageEvent, Outbox, PageStart, Ports,
+    Recipient, Sealed, SendRequest, StoredMessage, UserId,
 };
 use chat_embedded::{EmbeddedError, EmbeddedStore, InProcessCache};
 use tempfile::TempDir;
@@ -33,7 +33,7 @@ fn message_at(chat: &Chat, sender: UserId, at: OffsetDateTime, client: &str) -> 
         recipient_id: chat.peer_of(sender).unwrap(),
         kind: MessageKind::Text,
         content: Sealed(client.as_bytes().to_vec()),
-        digest: Sealed(vec![1, 2, 3]),
+        digest: KeyedDigest(vec![1, 2, 3]),
         timestamp,
         seen_at: None,
         client_msg_id: ClientMessageId::parse(client).unwrap(),
