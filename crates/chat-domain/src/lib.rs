@@ -49,8 +49,9 @@ pub use model::{
 };
 pub use paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 pub use ports::{
-    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,
-    LocalDelivery, MessageStore, Outbox, Ports, RecentMessages, SealBinding, SystemClock,
+    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher,
+    LivePublisher, LiveRoutes, LocalDelivery, MessageStore, Outbox, Ports, Presence,
+    RecentMessages, SealBinding, SystemClock,
 };
 pub use relay::OutboxRelay;
 pub use service::{

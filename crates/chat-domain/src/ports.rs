@@ -177,22 +177,32 @@ pub trait CursorStore: Send + Sync + 'static {
     async fn load(&self, id: &CursorId, owner: CursorOwner) -> Result<PageStart>;
 }
 
-/// Delivers events to the live connections of a user, on whichever instance they are.
-/// Best effort: a client that missed something catches up with `sync`.
+/// Publishes live events to the connections of a user, on whichever instance they are.
+/// Best effort: a client that missed something catches up with `sync`. (Live delivery is three
+/// ports, [`LivePublisher`], [`Presence`] and [`LiveRoutes`]; one fan-out adapter usually
+/// implements all three.)
 #[async_trait]
-pub trait FanOut: Send + Sync + 'static {
+pub trait LivePublisher: Send + Sync + 'static {
     /// Sends `event` to every live connection of `user`.
     ///
     /// # Errors
     /// [`crate::Error::Unavailable`] when the event could not be handed on.
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()>;
+}
 
+/// Tells whether a user is online, on any instance.
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
     /// Whether `user` has a live connection anywhere.
     ///
     /// # Errors
     /// [`crate::Error::Unavailable`] when that cannot be told.
     async fn is_connected(&self, user: UserId) -> Result<bool>;
+}
 
+/// Routes a user's live events to the instance that holds their connections.
+#[async_trait]
+pub trait LiveRoutes: Send + Sync + 'static {
     /// This instance now holds a connection of `user`: route their events here.
     ///
     /// # Errors
@@ -206,8 +216,8 @@ pub trait FanOut: Send + Sync + 'static {
     async fn unwatch(&self, user: UserId) -> Result<()>;
 }
 
-/// The connections this instance holds, which a [`FanOut`] adapter hands events to. Implemented
-/// by the server.
+/// The connections this instance holds, which a [`LivePublisher`] adapter hands events to (and
+/// a [`Presence`] adapter asks first). Implemented by the server.
 pub trait LocalDelivery: Send + Sync + 'static {
     /// Queues `event` for every local connection of `user` (but its origin). Returns whether
     /// any local connection took it.
@@ -341,8 +351,12 @@ pub struct Ports {
     pub chat_lists: Arc<dyn ChatListCache>,
     /// History cursors.
     pub cursors: Arc<dyn CursorStore>,
-    /// Live delivery.
-    pub fan_out: Arc<dyn FanOut>,
+    /// Publishing live events.
+    pub live: Arc<dyn LivePublisher>,
+    /// Who is online.
+    pub presence: Arc<dyn Presence>,
+    /// Routing users' live events to this instance.
+    pub routes: Arc<dyn LiveRoutes>,
     /// Content encryption.
     pub cipher: Arc<dyn Cipher>,
     /// The time ([`SystemClock`] outside tests).

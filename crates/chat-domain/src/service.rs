@@ -236,7 +236,7 @@ impl ChatService {
             seen_at: None,
             client_msg_id: request.client_msg_id,
         };
-        let recipient_online = match self.ports.fan_out.is_connected(recipient).await {
+        let recipient_online = match self.ports.presence.is_connected(recipient).await {
             Ok(online) => online,
             Err(error) => {
                 tracing::warn!(error = %error.report(), "presence unknown; the event says offline");
@@ -560,7 +560,7 @@ impl ChatService {
 
     async fn publish_to(&self, users: &[UserId], event: &LiveEvent) {
         for user in users {
-            if let Err(error) = self.ports.fan_out.publish(*user, event).await {
+            if let Err(error) = self.ports.live.publish(*user, event).await {
                 tracing::warn!(error = %error.report(), %user, "live delivery failed; the client will sync");
             }
         }

@@ -16,8 +16,8 @@ use crate::ids::{ChatId, EventId, MessageId, UserId};
 use crate::model::{Chat, ChatSummary, KeyedDigest, MessagePosition, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{
-    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher, FanOut,
-    MessageStore, Outbox, Ports, RecentMessages, SealBinding,
+    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher,
+    LivePublisher, LiveRoutes, MessageStore, Outbox, Ports, Presence, RecentMessages, SealBinding,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -370,7 +370,8 @@ impl CursorStore for MemoryCache {
     }
 }
 
-/// Records what was published to whom, and which users count as connected.
+/// Records what was published to whom, and which users count as connected: the
+/// [`LivePublisher`], [`Presence`] and [`LiveRoutes`] ports in one.
 #[derive(Default)]
 pub struct RecordingFanOut {
     published: Mutex<Vec<(UserId, LiveEvent)>>,
@@ -392,18 +393,24 @@ impl RecordingFanOut {
 }
 
 #[async_trait]
-impl FanOut for RecordingFanOut {
+impl LivePublisher for RecordingFanOut {
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()> {
         self.failing.check("fan-out")?;
         lock(&self.published).push((user, event.clone()));
         Ok(())
     }
+}
 
+#[async_trait]
+impl Presence for RecordingFanOut {
     async fn is_connected(&self, user: UserId) -> Result<bool> {
         self.failing.check("fan-out")?;
         Ok(lock(&self.connected).contains(&user))
     }
+}
 
+#[async_trait]
+impl LiveRoutes for RecordingFanOut {
     async fn watch(&self, user: UserId) -> Result<()> {
         self.failing.check("fan-out")?;
         self.connect(user);
@@ -549,7 +556,9 @@ impl MemoryAdapters {
             recent: self.cache.clone(),
             chat_lists: self.cache.clone(),
             cursors: self.cache.clone(),
-            fan_out: self.fan_out.clone(),
+            live: self.fan_out.clone(),
+            presence: self.fan_out.clone(),
+            routes: self.fan_out.clone(),
             cipher: Arc::new(FakeCipher),
             clock: self.clock.clone(),
         }

@@ -24,7 +24,8 @@
 //!   history cursors in memory, bounded in count and age. Implements `RecentMessages`,
 //!   `ChatListCache` and `CursorStore`.
 //! - [`fan_out`]: [`InProcessFanOut`], handing live events to the server's local connections
-//!   (`LocalDelivery`). Implements `FanOut`.
+//!   (`LocalDelivery`). Implements the live-delivery ports `LivePublisher`, `Presence` and
+//!   `LiveRoutes`.
 //! - [`event_log`]: [`JsonLinesPublisher`], appending events to `data_dir/events.jsonl`, one
 //!   JSON object per line, synced to disk before it confirms. Implements `EventPublisher`.
 //! - [`config`]: [`EmbeddedConfig`], the data directory and cache bounds (serde, with

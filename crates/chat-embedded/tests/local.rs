@@ -8,8 +8,9 @@ use std::time::Duration;
 use chat_domain::model::truncate_to_millis;
 use chat_domain::{
     Chat, ChatId, ChatListCache, ChatSummary, ClientMessageId, CursorId, CursorOwner, CursorStore,
-    Error, EventPublisher, FanOut, KeyedDigest, LiveEvent, LocalDelivery, MessageId, MessageKind,
-    NewMessageEvent, PageStart, RecentMessages, RecentWindow, Sealed, StoredMessage, UserId,
+    Error, EventPublisher, KeyedDigest, LiveEvent, LivePublisher, LiveRoutes, LocalDelivery,
+    MessageId, MessageKind, NewMessageEvent, PageStart, Presence, RecentMessages, RecentWindow,
+    Sealed, StoredMessage, UserId,
 };
 use chat_embedded::{
     CacheConfig, InProcessCache, InProcessFanOut, JsonLinesPublisher, read_events,

@@ -577,13 +577,16 @@ async fn the_chat_service_pages_history_over_the_embedded_adapters() {
     let fx = Fixture::new();
     let store = Arc::new(fx.store.clone());
     let cache = Arc::new(InProcessCache::default());
+    let fan_out = Arc::new(RecordingFanOut::default());
     let ports = Ports {
         store: store.clone(),
         chats: store.clone(),
         recent: cache.clone(),
         chat_lists: cache.clone(),
         cursors: cache,
-        fan_out: Arc::new(RecordingFanOut::default()),
+        live: fan_out.clone(),
+        presence: fan_out.clone(),
+        routes: fan_out,
         cipher: Arc::new(FakeCipher),
         clock: Arc::new(chat_domain::SystemClock),
     };

@@ -12,7 +12,7 @@
 //! - [`RedisConnection`]: the instance's two fred clients (data, subscriber), configured to
 //!   cover fred 10.1's gaps; [`RedisHealth`]: the degraded state, its log lines and counters.
 //! - [`RedisCache`]: the `RecentMessages`, `ChatListCache` and `CursorStore` ports.
-//! - [`RedisFanOut`]: the `FanOut` port.
+//! - [`RedisFanOut`]: the live-delivery ports `LivePublisher`, `Presence` and `LiveRoutes`.
 //! - [`RedisError`]: this crate's errors, mapped into `chat_domain::Error`.
 //!
 //! ## How fred's known gaps are covered

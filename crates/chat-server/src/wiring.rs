@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chat_crypto::MessageCipher;
 use chat_domain::{
-    ChatDirectory, ChatListCache, CursorStore, EventPublisher, FanOut, LocalDelivery, MessageStore,
-    Outbox, Ports, RecentMessages,
+    ChatDirectory, ChatListCache, CursorStore, EventPublisher, LivePublisher, LiveRoutes,
+    LocalDelivery, MessageStore, Outbox, Ports, Presence, RecentMessages,
 };
 use chat_embedded::{EmbeddedStore, InProcessCache, InProcessFanOut, JsonLinesPublisher};
 use chat_redis::{RedisCache, RedisConnection, RedisFanOut};
@@ -39,6 +39,24 @@ impl CachePorts {
             recent: cache.clone(),
             chat_lists: cache.clone(),
             cursors: cache,
+        }
+    }
+}
+
+/// The three live-delivery ports, served by one fan-out adapter.
+struct LivePorts {
+    publisher: Arc<dyn LivePublisher>,
+    presence: Arc<dyn Presence>,
+    routes: Arc<dyn LiveRoutes>,
+}
+
+impl LivePorts {
+    fn of<F: LivePublisher + Presence + LiveRoutes>(fan_out: F) -> Self {
+        let fan_out = Arc::new(fan_out);
+        Self {
+            publisher: fan_out.clone(),
+            presence: fan_out.clone(),
+            routes: fan_out,
         }
     }
 }
@@ -105,9 +123,11 @@ pub async fn wire(
             CachePorts::of(InProcessCache::new(&config))
         }
     };
-    let fan_out: Arc<dyn FanOut> = match (adapters.fan_out, &redis) {
-        (FanOutAdapter::Redis, Some(redis)) => Arc::new(RedisFanOut::new(redis.clone(), local)),
-        _ => Arc::new(InProcessFanOut::new(local)),
+    let live = match (adapters.fan_out, &redis) {
+        (FanOutAdapter::Redis, Some(redis)) => {
+            LivePorts::of(RedisFanOut::new(redis.clone(), local))
+        }
+        _ => LivePorts::of(InProcessFanOut::new(local)),
     };
     let publisher: Arc<dyn EventPublisher> = match adapters.events {
         EventsAdapter::Log => {
@@ -141,7 +161,9 @@ pub async fn wire(
             recent: cache.recent,
             chat_lists: cache.chat_lists,
             cursors: cache.cursors,
-            fan_out,
+            live: live.publisher,
+            presence: live.presence,
+            routes: live.routes,
             cipher,
             clock: Arc::new(chat_domain::SystemClock),
         },

@@ -89,7 +89,7 @@ async fn run_connection(
             .connections
             .register(user, connection, queue.clone(), &state.shutdown);
     tracing::debug!(%user, %connection, "socket open");
-    if first_here && let Err(error) = state.service.ports().fan_out.watch(user).await {
+    if first_here && let Err(error) = state.service.ports().routes.watch(user).await {
         tracing::warn!(error = %error.report(), %user, "could not route the user's events here");
     }
     let mut writer = actix_web::rt::spawn(write_frames(
@@ -109,7 +109,7 @@ async fn run_connection(
     let ending = reader.read(&mut stream, &signal, &caller).await;
 
     if state.connections.unregister(user, connection)
-        && let Err(error) = state.service.ports().fan_out.unwatch(user).await
+        && let Err(error) = state.service.ports().routes.unwatch(user).await
     {
         tracing::warn!(error = %error.report(), %user, "could not stop routing the user's events here");
     }
