@@ -160,7 +160,9 @@ pub trait ChatListCache: Send + Sync + 'static {
     async fn forget(&self, user: UserId) -> Result<()>;
 }
 
-/// Maps the cursors clients see to where their next page starts.
+/// Maps the cursors clients see to where their next page starts. Not a cache: it holds the
+/// only copy of each cursor (nothing can rebuild one), so a lost cursor fails to load as
+/// [`crate::Error::InvalidCursor`] and the client pages again from the first page.
 #[async_trait]
 pub trait CursorStore: Send + Sync + 'static {
     /// Keeps `start` under `id` for `owner`, for the configured time to live.

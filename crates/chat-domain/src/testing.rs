@@ -252,7 +252,8 @@ impl Outbox for MemoryStore {
     }
 }
 
-/// Recent windows, chat lists and cursors in memory (no expiry).
+/// Recent windows and chat lists (caches) and cursors (a cursor store, not a cache) in memory
+/// (no expiry).
 pub struct MemoryCache {
     capacity: usize,
     /// Each chat's window, and whether it was primed (only primed windows are served).

@@ -25,14 +25,15 @@ pub struct Wiring {
     pub redis: Option<RedisConnection>,
 }
 
-/// The three cache ports, served by one adapter.
-struct CachePorts {
+/// The two cache ports and the cursor store (not a cache: it holds the only copy of each
+/// cursor), served by one adapter (`adapters.cache`, a key named for the caches).
+struct CacheAndCursorPorts {
     recent: Arc<dyn RecentMessages>,
     chat_lists: Arc<dyn ChatListCache>,
     cursors: Arc<dyn CursorStore>,
 }
 
-impl CachePorts {
+impl CacheAndCursorPorts {
     fn of<C: RecentMessages + ChatListCache + CursorStore>(cache: C) -> Self {
         let cache = Arc::new(cache);
         Self {
@@ -116,11 +117,13 @@ pub async fn wire(
         None
     };
     let cache = match (adapters.cache, &redis) {
-        (CacheAdapter::Redis, Some(redis)) => CachePorts::of(RedisCache::new(redis.clone())),
+        (CacheAdapter::Redis, Some(redis)) => {
+            CacheAndCursorPorts::of(RedisCache::new(redis.clone()))
+        }
         _ => {
             let mut config = settings.embedded.cache.clone();
             config.recent_window = settings.limits.recent_window as usize;
-            CachePorts::of(InProcessCache::new(&config))
+            CacheAndCursorPorts::of(InProcessCache::new(&config))
         }
     };
     let live = match (adapters.fan_out, &redis) {
