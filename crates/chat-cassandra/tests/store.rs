@@ -535,8 +535,11 @@ async fn the_chat_service_runs_over_cassandra() {
         recent: cache.clone(),
         chat_lists: cache.clone(),
         cursors: cache,
-        fan_out,
+        live: fan_out.clone(),
+        presence: fan_out.clone(),
+        routes: fan_out,
         cipher: f.cipher.clone(),
+        clock: Arc::new(chat_domain::SystemClock),
     };
     let service = ChatService::new(
         ports,

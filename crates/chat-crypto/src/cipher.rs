@@ -5,7 +5,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chat_domain::{Cipher, Error, Result, SealBinding, Sealed};
+use chat_domain::{Cipher, Error, KeyedDigest, Result, SealBinding, Sealed};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -116,7 +116,7 @@ impl MessageCipher {
 
     /// Whether `digest` is the digest of `plaintext` under this cipher's digest key. Compares in
     /// constant time, so timing tells nothing about how much of a guess was right.
-    pub fn verify_digest(&self, plaintext: &[u8], digest: &Sealed) -> bool {
+    pub fn verify_digest(&self, plaintext: &[u8], digest: &KeyedDigest) -> bool {
         hmac::verify(&self.digest_key, plaintext, &digest.0).is_ok()
     }
 }
@@ -194,8 +194,8 @@ impl Cipher for MessageCipher {
         Ok(in_out)
     }
 
-    fn digest(&self, plaintext: &[u8]) -> Sealed {
-        Sealed(hmac::sign(&self.digest_key, plaintext).as_ref().to_vec())
+    fn digest(&self, plaintext: &[u8]) -> KeyedDigest {
+        KeyedDigest(hmac::sign(&self.digest_key, plaintext).as_ref().to_vec())
     }
 }
 

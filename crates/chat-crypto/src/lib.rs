@@ -47,8 +47,9 @@
 //!
 //! ## Digest
 //! [`MessageCipher`]'s [`chat_domain::Cipher::digest`] is HMAC-SHA256 of the plaintext under a
-//! separate digest key. It lets the service compare contents (deduplication, integrity checks
-//! after opening) without storing or exposing them. It is keyed on purpose: a plain hash of a
+//! separate digest key, returned as a [`chat_domain::KeyedDigest`] (a hash, not sealed
+//! content: nothing opens it). It lets the service compare contents (deduplication, integrity
+//! checks after opening) without storing or exposing them. It is keyed on purpose: a plain hash of a
 //! short message could be reversed by hashing guesses. The digest key does not rotate with the
 //! sealing keys; changing it changes every digest.
 #![forbid(unsafe_code)]

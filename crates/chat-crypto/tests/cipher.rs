@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chat_crypto::{
     CryptoConfig, CryptoError, ENVELOPE_OVERHEAD, MessageCipher, generate_key_base64, key_id_of,
 };
-use chat_domain::{ChatId, Cipher, Error, MessageId, SealBinding, Sealed, UserId};
+use chat_domain::{ChatId, Cipher, Error, KeyedDigest, MessageId, SealBinding, Sealed, UserId};
 use ring::hmac;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -368,8 +368,8 @@ fn verify_digest_accepts_the_right_digest_only() {
     let mut flipped = digest.clone();
     flipped.0[0] ^= 1;
     assert!(!cipher.verify_digest(b"content", &flipped));
-    assert!(!cipher.verify_digest(b"content", &Sealed(digest.0[..16].to_vec())));
-    assert!(!cipher.verify_digest(b"content", &Sealed(Vec::new())));
+    assert!(!cipher.verify_digest(b"content", &KeyedDigest(digest.0[..16].to_vec())));
+    assert!(!cipher.verify_digest(b"content", &KeyedDigest(Vec::new())));
 }
 
 #[test]

@@ -150,6 +150,35 @@ impl<'de> Deserialize<'de> for Sealed {
     }
 }
 
+/// A keyed hash of a message's plaintext (HMAC-SHA256 under the digest key, see
+/// [`crate::Cipher::digest`]): equal plaintexts give equal digests, and without the key it
+/// tells nothing about the plaintext. Not sealed content: nothing opens it. Serialized as
+/// base64 text, as [`Sealed`] is, so stored digests keep their bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyedDigest(pub Vec<u8>);
+
+impl fmt::Debug for KeyedDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyedDigest({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for KeyedDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&BASE64.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyedDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        BASE64
+            .decode(text.as_bytes())
+            .map(KeyedDigest)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A message as it is stored, cached and sent between instances: the content is sealed, plus a
 /// keyed digest of the plaintext. Nothing outside the process ever holds the plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +196,7 @@ pub struct StoredMessage {
     /// The sealed content.
     pub content: Sealed,
     /// HMAC-SHA256 of the plaintext under the digest key.
-    pub digest: Sealed,
+    pub digest: KeyedDigest,
     /// When the service accepted it, to the millisecond.
     #[serde(with = "time::serde::rfc3339")]
     pub timestamp: OffsetDateTime,
@@ -307,6 +336,15 @@ mod tests {
         assert_eq!(json, "\"AQID\"");
         let back: Sealed = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Sealed(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn keyed_digest_serializes_as_base64_as_sealed_content_does() {
+        let json = serde_json::to_string(&KeyedDigest(vec![1, 2, 3])).unwrap();
+        assert_eq!(json, serde_json::to_string(&Sealed(vec![1, 2, 3])).unwrap());
+        assert_eq!(json, "\"AQID\"");
+        let back: KeyedDigest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, KeyedDigest(vec![1, 2, 3]));
     }
 
     #[test]

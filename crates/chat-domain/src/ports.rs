@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::error::Result;
 use crate::events::{LiveEvent, NewMessageEvent};
 use crate::ids::{ChatId, EventId, MessageId, UserId};
-use crate::model::{Chat, ChatSummary, Sealed, StoredMessage};
+use crate::model::{Chat, ChatSummary, KeyedDigest, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 
 /// What [`MessageStore::append`] did.
@@ -160,7 +160,9 @@ pub trait ChatListCache: Send + Sync + 'static {
     async fn forget(&self, user: UserId) -> Result<()>;
 }
 
-/// Maps the cursors clients see to where their next page starts.
+/// Maps the cursors clients see to where their next page starts. Not a cache: it holds the
+/// only copy of each cursor (nothing can rebuild one), so a lost cursor fails to load as
+/// [`crate::Error::InvalidCursor`] and the client pages again from the first page.
 #[async_trait]
 pub trait CursorStore: Send + Sync + 'static {
     /// Keeps `start` under `id` for `owner`, for the configured time to live.
@@ -177,22 +179,32 @@ pub trait CursorStore: Send + Sync + 'static {
     async fn load(&self, id: &CursorId, owner: CursorOwner) -> Result<PageStart>;
 }
 
-/// Delivers events to the live connections of a user, on whichever instance they are.
-/// Best effort: a client that missed something catches up with `sync`.
+/// Publishes live events to the connections of a user, on whichever instance they are.
+/// Best effort: a client that missed something catches up with `sync`. (Live delivery is three
+/// ports, [`LivePublisher`], [`Presence`] and [`LiveRoutes`]; one fan-out adapter usually
+/// implements all three.)
 #[async_trait]
-pub trait FanOut: Send + Sync + 'static {
+pub trait LivePublisher: Send + Sync + 'static {
     /// Sends `event` to every live connection of `user`.
     ///
     /// # Errors
     /// [`crate::Error::Unavailable`] when the event could not be handed on.
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()>;
+}
 
+/// Tells whether a user is online, on any instance.
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
     /// Whether `user` has a live connection anywhere.
     ///
     /// # Errors
     /// [`crate::Error::Unavailable`] when that cannot be told.
     async fn is_connected(&self, user: UserId) -> Result<bool>;
+}
 
+/// Routes a user's live events to the instance that holds their connections.
+#[async_trait]
+pub trait LiveRoutes: Send + Sync + 'static {
     /// This instance now holds a connection of `user`: route their events here.
     ///
     /// # Errors
@@ -206,8 +218,8 @@ pub trait FanOut: Send + Sync + 'static {
     async fn unwatch(&self, user: UserId) -> Result<()>;
 }
 
-/// The connections this instance holds, which a [`FanOut`] adapter hands events to. Implemented
-/// by the server.
+/// The connections this instance holds, which a [`LivePublisher`] adapter hands events to (and
+/// a [`Presence`] adapter asks first). Implemented by the server.
 pub trait LocalDelivery: Send + Sync + 'static {
     /// Queues `event` for every local connection of `user` (but its origin). Returns whether
     /// any local connection took it.
@@ -306,8 +318,26 @@ pub trait Cipher: Send + Sync + 'static {
     /// tampered with or bound to something else.
     fn open(&self, sealed: &Sealed, binding: &SealBinding) -> Result<Vec<u8>>;
 
-    /// A keyed digest (HMAC-SHA256) of `plaintext`.
-    fn digest(&self, plaintext: &[u8]) -> Sealed;
+    /// A keyed digest (HMAC-SHA256) of `plaintext`: a hash, not sealed content.
+    fn digest(&self, plaintext: &[u8]) -> KeyedDigest;
+}
+
+/// What time it is, for the use cases (message timestamps, when a chat was opened, when a
+/// message was seen). A port so tests move time by hand instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The [`Clock`] of the machine: [`OffsetDateTime::now_utc`]. Reads the time and nothing
+/// else, so it lives in the domain rather than in an adapter crate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
 }
 
 /// One adapter per port, as the server wires them for a profile.
@@ -323,8 +353,14 @@ pub struct Ports {
     pub chat_lists: Arc<dyn ChatListCache>,
     /// History cursors.
     pub cursors: Arc<dyn CursorStore>,
-    /// Live delivery.
-    pub fan_out: Arc<dyn FanOut>,
+    /// Publishing live events.
+    pub live: Arc<dyn LivePublisher>,
+    /// Who is online.
+    pub presence: Arc<dyn Presence>,
+    /// Routing users' live events to this instance.
+    pub routes: Arc<dyn LiveRoutes>,
     /// Content encryption.
     pub cipher: Arc<dyn Cipher>,
+    /// The time ([`SystemClock`] outside tests).
+    pub clock: Arc<dyn Clock>,
 }

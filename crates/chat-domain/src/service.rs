@@ -159,7 +159,7 @@ impl ChatService {
     /// [`Error::Unavailable`] when the fan-out cannot route them (the socket still works; the
     /// client syncs after a gap).
     pub async fn connected(&self, user: UserId) -> Result<()> {
-        self.ports.fan_out.watch(user).await
+        self.ports.routes.watch(user).await
     }
 
     /// A user's last socket on this instance closed: stop routing their live events here.
@@ -167,7 +167,7 @@ impl ChatService {
     /// # Errors
     /// [`Error::Unavailable`] when the fan-out cannot be told.
     pub async fn disconnected(&self, user: UserId) -> Result<()> {
-        self.ports.fan_out.unwatch(user).await
+        self.ports.routes.unwatch(user).await
     }
 
     /// Whether the store answers, for readiness: one cheap read (a chat that never exists).
@@ -187,7 +187,7 @@ impl ChatService {
     /// # Errors
     /// [`Error::SelfChat`] when `peer` is `user`; [`Error::Unavailable`] on a store outage.
     pub async fn open_chat(&self, user: UserId, peer: UserId) -> Result<Chat> {
-        let wanted = Chat::between(user, peer, truncate_to_millis(OffsetDateTime::now_utc()))?;
+        let wanted = Chat::between(user, peer, truncate_to_millis(self.ports.clock.now()))?;
         if let Some(known) = self.known_chat(wanted.id) {
             return Ok(known);
         }
@@ -240,7 +240,7 @@ impl ChatService {
             Recipient::User(peer) => self.open_chat(sender, peer).await?,
         };
         let recipient = chat.peer_of(sender).ok_or(Error::ChatNotFound)?;
-        let id = self.message_ids.next(OffsetDateTime::now_utc());
+        let id = self.message_ids.next(self.ports.clock.now());
         let timestamp = id.timestamp();
         let binding = SealBinding {
             chat_id: chat.id,
@@ -260,7 +260,7 @@ impl ChatService {
             seen_at: None,
             client_msg_id: request.client_msg_id,
         };
-        let recipient_online = match self.ports.fan_out.is_connected(recipient).await {
+        let recipient_online = match self.ports.presence.is_connected(recipient).await {
             Ok(online) => online,
             Err(error) => {
                 tracing::warn!(error = %error.report(), "presence unknown; the event says offline");
@@ -406,7 +406,7 @@ impl ChatService {
         let message = match message.seen_at {
             Some(_) => message,
             None => {
-                let now = truncate_to_millis(OffsetDateTime::now_utc());
+                let now = truncate_to_millis(self.ports.clock.now());
                 let seen = self
                     .ports
                     .store
@@ -584,7 +584,7 @@ impl ChatService {
 
     async fn publish_to(&self, users: &[UserId], event: &LiveEvent) {
         for user in users {
-            if let Err(error) = self.ports.fan_out.publish(*user, event).await {
+            if let Err(error) = self.ports.live.publish(*user, event).await {
                 tracing::warn!(error = %error.report(), %user, "live delivery failed; the client will sync");
             }
         }

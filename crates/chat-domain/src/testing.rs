@@ -13,11 +13,11 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::events::{LiveEvent, NewMessageEvent};
 use crate::ids::{ChatId, EventId, MessageId, UserId};
-use crate::model::{Chat, ChatSummary, MessagePosition, Sealed, StoredMessage};
+use crate::model::{Chat, ChatSummary, KeyedDigest, MessagePosition, Sealed, StoredMessage};
 use crate::paging::{CursorId, CursorOwner, PageStart, RecentWindow, StoredPage};
 use crate::ports::{
-    Appended, ChatDirectory, ChatListCache, Cipher, CursorStore, EventPublisher, FanOut,
-    MessageStore, Outbox, Ports, RecentMessages, SealBinding,
+    Appended, ChatDirectory, ChatListCache, Cipher, Clock, CursorStore, EventPublisher,
+    LivePublisher, LiveRoutes, MessageStore, Outbox, Ports, Presence, RecentMessages, SealBinding,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -252,7 +252,8 @@ impl Outbox for MemoryStore {
     }
 }
 
-/// Recent windows, chat lists and cursors in memory (no expiry).
+/// Recent windows and chat lists (caches) and cursors (a cursor store, not a cache) in memory
+/// (no expiry).
 pub struct MemoryCache {
     capacity: usize,
     /// Each chat's window, and whether it was primed (only primed windows are served).
@@ -370,7 +371,8 @@ impl CursorStore for MemoryCache {
     }
 }
 
-/// Records what was published to whom, and which users count as connected.
+/// Records what was published to whom, and which users count as connected: the
+/// [`LivePublisher`], [`Presence`] and [`LiveRoutes`] ports in one.
 #[derive(Default)]
 pub struct RecordingFanOut {
     published: Mutex<Vec<(UserId, LiveEvent)>>,
@@ -392,18 +394,24 @@ impl RecordingFanOut {
 }
 
 #[async_trait]
-impl FanOut for RecordingFanOut {
+impl LivePublisher for RecordingFanOut {
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()> {
         self.failing.check("fan-out")?;
         lock(&self.published).push((user, event.clone()));
         Ok(())
     }
+}
 
+#[async_trait]
+impl Presence for RecordingFanOut {
     async fn is_connected(&self, user: UserId) -> Result<bool> {
         self.failing.check("fan-out")?;
         Ok(lock(&self.connected).contains(&user))
     }
+}
 
+#[async_trait]
+impl LiveRoutes for RecordingFanOut {
     async fn watch(&self, user: UserId) -> Result<()> {
         self.failing.check("fan-out")?;
         self.connect(user);
@@ -464,13 +472,54 @@ impl Cipher for FakeCipher {
         }
     }
 
-    fn digest(&self, plaintext: &[u8]) -> Sealed {
+    fn digest(&self, plaintext: &[u8]) -> KeyedDigest {
         let hash = plaintext
             .iter()
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
                 (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
             });
-        Sealed(hash.to_be_bytes().to_vec())
+        KeyedDigest(hash.to_be_bytes().to_vec())
+    }
+}
+
+/// A [`Clock`] that stands still until a test moves it: [`ManualClock::advance`] replaces
+/// sleeping to let time pass.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<OffsetDateTime>,
+}
+
+impl ManualClock {
+    /// A clock showing `start` until moved.
+    pub fn at(start: OffsetDateTime) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward by `by` (backward when negative).
+    pub fn advance(&self, by: time::Duration) {
+        let mut now = lock(&self.now);
+        *now += by;
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: OffsetDateTime) {
+        *lock(&self.now) = to;
+    }
+}
+
+impl Default for ManualClock {
+    /// A clock starting at the real current time, so what it stamps looks like any other
+    /// recent message.
+    fn default() -> Self {
+        Self::at(OffsetDateTime::now_utc())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *lock(&self.now)
     }
 }
 
@@ -484,6 +533,8 @@ pub struct MemoryAdapters {
     pub fan_out: Arc<RecordingFanOut>,
     /// Event publisher for the relay.
     pub publisher: Arc<RecordingPublisher>,
+    /// The service's time, moved by hand.
+    pub clock: Arc<ManualClock>,
 }
 
 impl MemoryAdapters {
@@ -494,10 +545,11 @@ impl MemoryAdapters {
             cache: Arc::new(MemoryCache::new(window)),
             fan_out: Arc::new(RecordingFanOut::default()),
             publisher: Arc::new(RecordingPublisher::default()),
+            clock: Arc::new(ManualClock::default()),
         }
     }
 
-    /// The ports, wired to these adapters and the [`FakeCipher`].
+    /// The ports, wired to these adapters, the [`FakeCipher`] and the [`ManualClock`].
     pub fn ports(&self) -> Ports {
         Ports {
             store: self.store.clone(),
@@ -505,8 +557,11 @@ impl MemoryAdapters {
             recent: self.cache.clone(),
             chat_lists: self.cache.clone(),
             cursors: self.cache.clone(),
-            fan_out: self.fan_out.clone(),
+            live: self.fan_out.clone(),
+            presence: self.fan_out.clone(),
+            routes: self.fan_out.clone(),
             cipher: Arc::new(FakeCipher),
+            clock: self.clock.clone(),
         }
     }
 }

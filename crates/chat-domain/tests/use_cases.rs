@@ -1,7 +1,7 @@
 //! The use cases over in-memory adapters: no network, no disk.
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
-use chat_domain::testing::MemoryAdapters;
+use chat_domain::testing::{ManualClock, MemoryAdapters};
 use chat_domain::{
     ChatId, ChatService, ClientMessageId, ConnectionId, Error, Limits, LiveEvent, MessageKind,
     OutboxRelay, Recipient, SendRequest, UserId,
@@ -35,8 +35,15 @@ fn text(client_msg_id: &str, to: Recipient, content: &str) -> SendRequest {
     }
 }
 
-/// Sends `count` messages alternating between the two users; returns the chat.
-async fn converse(service: &ChatService, a: UserId, b: UserId, count: usize) -> ChatId {
+/// Sends `count` messages alternating between the two users, moving `clock` on between
+/// them; returns the chat.
+async fn converse(
+    service: &ChatService,
+    clock: &ManualClock,
+    a: UserId,
+    b: UserId,
+    count: usize,
+) -> ChatId {
     let chat = service.open_chat(a, b).await.unwrap().id;
     for i in 0..count {
         let (from, _) = if i % 2 == 0 { (a, b) } else { (b, a) };
@@ -53,7 +60,7 @@ async fn converse(service: &ChatService, a: UserId, b: UserId, count: usize) -> 
             .unwrap();
         service.distribute(&accepted, None).await;
         // Distinct milliseconds keep the expected order obvious in assertions.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        clock.advance(time::Duration::milliseconds(2));
     }
     chat
 }
@@ -224,9 +231,9 @@ async fn page_all(
 }
 
 async fn history_pages_reach_the_oldest_message_exactly_once(window: u32) {
-    let (service, _) = service(window);
+    let (service, adapters) = service(window);
     let (alice, bob) = (user(), user());
-    let chat = converse(&service, alice, bob, 23).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 23).await;
     let (seen, pages) = page_all(&service, alice, chat, 5, async |page| {
         // New messages keep arriving while the user pages back.
         let accepted = service
@@ -258,7 +265,7 @@ async fn history_pages_reach_the_oldest_message_exactly_once_without_the_cache()
 async fn the_first_page_comes_from_the_recent_cache_once_primed() {
     let (service, adapters) = service(10);
     let (alice, bob) = (user(), user());
-    let chat = converse(&service, alice, bob, 4).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 4).await;
     let first = service.history(alice, chat, Some(3), None).await.unwrap();
     let window = adapters
         .cache
@@ -286,7 +293,7 @@ async fn a_broken_cache_or_fan_out_does_not_fail_sends_or_reads() {
     let (alice, bob) = (user(), user());
     adapters.cache.failing.set(true);
     adapters.fan_out.failing.set(true);
-    let chat = converse(&service, alice, bob, 3).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 3).await;
     let page = service.history(bob, chat, None, None).await.unwrap();
     assert_eq!(page.messages.len(), 3);
     assert!(!page.has_more);
@@ -329,8 +336,8 @@ async fn a_store_outage_is_unavailable_and_nothing_is_acknowledged() {
 async fn a_cursor_works_only_for_its_user_and_chat_and_until_it_expires() {
     let (service, adapters) = service(0);
     let (alice, bob, carol) = (user(), user(), user());
-    let chat = converse(&service, alice, bob, 6).await;
-    let other_chat = converse(&service, alice, carol, 6).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 6).await;
+    let other_chat = converse(&service, &adapters.clock, alice, carol, 6).await;
     let cursor = service
         .history(alice, chat, Some(2), None)
         .await
@@ -369,9 +376,9 @@ async fn a_cursor_works_only_for_its_user_and_chat_and_until_it_expires() {
 
 #[tokio::test]
 async fn a_page_limit_out_of_range_is_a_clear_error() {
-    let (service, _) = service(0);
+    let (service, adapters) = service(0);
     let (alice, bob) = (user(), user());
-    let chat = converse(&service, alice, bob, 1).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 1).await;
     for limit in [0, 101] {
         let err = service
             .history(alice, chat, Some(limit), None)
@@ -429,9 +436,9 @@ async fn the_recipient_marks_seen_once_and_both_members_hear_of_it() {
 
 #[tokio::test]
 async fn sync_returns_what_was_missed_oldest_first_in_bounded_batches() {
-    let (service, _) = service(10);
+    let (service, adapters) = service(10);
     let (alice, bob) = (user(), user());
-    let chat = converse(&service, alice, bob, 15).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 15).await;
     let all = service.sync(bob, chat, None).await.unwrap();
     assert_eq!(all.messages.len(), 10);
     assert!(all.has_more);
@@ -509,7 +516,7 @@ async fn a_message_sent_while_the_first_page_is_read_still_shows_on_it() {
     use chat_domain::{RecentMessages, RecentWindow};
     let (service, adapters) = service(10);
     let (alice, bob) = (user(), user());
-    let chat = converse(&service, alice, bob, 2).await;
+    let chat = converse(&service, &adapters.clock, alice, bob, 2).await;
     // The first-page read of the store saw the two messages; a third is sent before the read
     // primes the cache.
     let read = adapters.store.messages_of(chat);

@@ -1,10 +1,14 @@
-//! [`InProcessCache`]: recent windows, chat lists and history cursors in this process's
-//! memory, each bounded in count and age.
+//! [`InProcessCache`]: the recent-window and chat-list caches, and the history cursor store,
+//! in this process's memory, each bounded in count and age.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's `Instant` is the standard one, except that a test on a paused runtime moves it by hand
+// (`tokio::time::advance`) instead of sleeping for a time to live to pass.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use chat_domain::{
@@ -19,7 +23,9 @@ use crate::config::duration_from_secs;
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// Bounds of the [`InProcessCache`]. In a config file, durations are whole seconds in the
-/// `..._secs` fields; every field has a default.
+/// `..._secs` fields; every field has a default. The cursor fields bound the cursor store,
+/// which is not a cache (the only copy of each cursor); they sit here, in `[embedded.cache]`,
+/// because the same adapter serves it, and the keys keep that name for operators.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
@@ -150,7 +156,8 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
 }
 
 /// Recent windows, chat lists and history cursors in memory: the embedded profile's
-/// [`RecentMessages`], [`ChatListCache`] and [`CursorStore`].
+/// [`RecentMessages`] and [`ChatListCache`] caches and its [`CursorStore`] (not a cache: the
+/// only copy of each cursor; one evicted or expired fails to load as [`Error::InvalidCursor`]).
 ///
 /// Windows keep the newest `recent_window` messages of a chat, newest first, and live
 /// `recent_ttl` from when they were primed; chat lists live `chat_list_ttl`; cursors

@@ -36,7 +36,8 @@ pub struct EmbeddedConfig {
     /// ([`EVENT_LOG_FILE`]); created when missing. Default `./data`. One process per
     /// directory.
     pub data_dir: PathBuf,
-    /// Bounds of the in-process cache.
+    /// Bounds of the in-process caches and of the cursor store (not a cache, but served by the
+    /// same adapter; the key `cache` stays, as operators' files name it).
     pub cache: CacheConfig,
 }
 

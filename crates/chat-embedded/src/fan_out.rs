@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_domain::{FanOut, LiveEvent, LocalDelivery, Result, UserId};
+use chat_domain::{LiveEvent, LivePublisher, LiveRoutes, LocalDelivery, Presence, Result, UserId};
 
-/// The embedded profile's [`FanOut`]: hands every event straight to this process's
-/// connections. Single process: there is no other instance to route to, so
-/// [`FanOut::watch`] and [`FanOut::unwatch`] do nothing and presence is local presence.
+/// The embedded profile's live delivery ([`LivePublisher`], [`Presence`] and [`LiveRoutes`]):
+/// hands every event straight to this process's connections. Single process: there is no other
+/// instance to route to, so [`LiveRoutes::watch`] and [`LiveRoutes::unwatch`] do nothing and
+/// presence is local presence.
 #[derive(Clone)]
 pub struct InProcessFanOut {
     delivery: Arc<dyn LocalDelivery>,
@@ -27,18 +28,24 @@ impl InProcessFanOut {
 }
 
 #[async_trait]
-impl FanOut for InProcessFanOut {
+impl LivePublisher for InProcessFanOut {
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()> {
         // Whether anyone took it does not matter: an offline user catches up with `sync`.
         let taken = self.delivery.deliver(user, event);
         tracing::trace!(%user, taken, "delivered a live event locally");
         Ok(())
     }
+}
 
+#[async_trait]
+impl Presence for InProcessFanOut {
     async fn is_connected(&self, user: UserId) -> Result<bool> {
         Ok(self.delivery.is_connected_here(user))
     }
+}
 
+#[async_trait]
+impl LiveRoutes for InProcessFanOut {
     async fn watch(&self, _user: UserId) -> Result<()> {
         Ok(())
     }

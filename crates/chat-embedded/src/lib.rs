@@ -2,8 +2,9 @@
 //!
 //! The "embedded" profile's adapters: every chat port, so the service runs on a fresh machine
 //! with no external server. History lives in an on-disk embedded database
-//! ([redb](https://docs.rs/redb)) under a data directory and survives a restart; the cache and
-//! the fan-out live in the process; new-message events are appended to a local JSON-lines file.
+//! ([redb](https://docs.rs/redb)) under a data directory and survives a restart; the caches, the
+//! cursor store and the fan-out live in the process; new-message events are appended to a local
+//! JSON-lines file.
 //!
 //! **Single instance only.** One process owns a data directory: redb locks its database file,
 //! and a second process (or a second [`EmbeddedStore`] in the same process) fails to open it
@@ -21,10 +22,12 @@
 //!   `Outbox`. Every call runs on tokio's blocking pool, and every write is fsynced before it
 //!   returns.
 //! - [`cache`]: [`InProcessCache`] and its [`CacheConfig`]: recent windows, chat lists and
-//!   history cursors in memory, bounded in count and age. Implements `RecentMessages`,
-//!   `ChatListCache` and `CursorStore`.
+//!   history cursors in memory, bounded in count and age. Implements the caches
+//!   `RecentMessages` and `ChatListCache`, and `CursorStore` (the only copy of each cursor, not
+//!   a cache).
 //! - [`fan_out`]: [`InProcessFanOut`], handing live events to the server's local connections
-//!   (`LocalDelivery`). Implements `FanOut`.
+//!   (`LocalDelivery`). Implements the live-delivery ports `LivePublisher`, `Presence` and
+//!   `LiveRoutes`.
 //! - [`event_log`]: [`JsonLinesPublisher`], appending events to `data_dir/events.jsonl`, one
 //!   JSON object per line, synced to disk before it confirms. Implements `EventPublisher`.
 //! - [`config`]: [`EmbeddedConfig`], the data directory and cache bounds (serde, with

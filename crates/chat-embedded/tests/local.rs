@@ -8,8 +8,9 @@ use std::time::Duration;
 use chat_domain::model::truncate_to_millis;
 use chat_domain::{
     Chat, ChatId, ChatListCache, ChatSummary, ClientMessageId, CursorId, CursorOwner, CursorStore,
-    Error, EventPublisher, FanOut, LiveEvent, LocalDelivery, MessageId, MessageKind,
-    NewMessageEvent, PageStart, RecentMessages, RecentWindow, Sealed, StoredMessage, UserId,
+    Error, EventPublisher, KeyedDigest, LiveEvent, LivePublisher, LiveRoutes, LocalDelivery,
+    MessageId, MessageKind, NewMessageEvent, PageStart, Presence, RecentMessages, RecentWindow,
+    Sealed, StoredMessage, UserId,
 };
 use chat_embedded::{
     CacheConfig, InProcessCache, InProcessFanOut, JsonLinesPublisher, read_events,
@@ -39,7 +40,7 @@ fn message(chat: &Chat, offset_ms: i64) -> StoredMessage {
         recipient_id: chat.members[1],
         kind: MessageKind::Text,
         content: Sealed(vec![9; 8]),
-        digest: Sealed(vec![1, 2, 3]),
+        digest: KeyedDigest(vec![1, 2, 3]),
         timestamp,
         seen_at: None,
         client_msg_id: ClientMessageId::parse(&Uuid::new_v4().to_string()).unwrap(),
@@ -197,7 +198,7 @@ async fn windows_are_bounded_by_max_chats() {
     assert!(cache.window(chats[2].id).await.unwrap().is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn windows_expire_after_their_ttl() {
     let cache = cache_with(CacheConfig {
         recent_ttl: Duration::from_millis(30),
@@ -209,7 +210,7 @@ async fn windows_expire_after_their_ttl() {
         .await
         .unwrap();
     assert!(cache.window(chat.id).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(cache.window(chat.id).await.unwrap(), None);
 }
 
@@ -253,7 +254,7 @@ async fn cursor_loads_only_for_its_owner() {
     assert_eq!(cache.load(&id, owner).await.unwrap(), start);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cursor_expires_after_its_ttl() {
     let cache = cache_with(CacheConfig {
         cursor_ttl: Duration::from_millis(30),
@@ -262,7 +263,7 @@ async fn cursor_expires_after_its_ttl() {
     let (id, owner) = (CursorId::generate(), owner());
     cache.save(&id, owner, &PageStart::Newest).await.unwrap();
     assert_eq!(cache.load(&id, owner).await.unwrap(), PageStart::Newest);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(
         cache.load(&id, owner).await.unwrap_err(),
         Error::InvalidCursor
@@ -292,7 +293,7 @@ async fn cursors_are_bounded_by_max_cursors() {
     assert_eq!(cache.load(&ids[2], owner).await.unwrap(), PageStart::Newest);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn chat_list_expires_after_its_ttl() {
     let cache = cache_with(CacheConfig {
         chat_list_ttl: Duration::from_millis(30),
@@ -309,7 +310,7 @@ async fn chat_list_expires_after_its_ttl() {
         ChatListCache::get(&cache, user).await.unwrap(),
         Some(list.clone())
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::advance(Duration::from_millis(60)).await;
     assert_eq!(ChatListCache::get(&cache, user).await.unwrap(), None);
 
     cache.put(user, &list).await.unwrap();

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chat_domain::model::truncate_to_millis;
 use chat_domain::testing::{FakeCipher, RecordingFanOut};
 use chat_domain::{
-    Appended, Chat, ChatDirectory, ChatId, ChatService, ClientMessageId, Error, Limits, MessageId,
-    MessageKind, MessageStore, NewMessageEvent, Outbox, PageStart, Ports, Recipient, Sealed,
-    SendRequest, StoredMessage, UserId,
+    Appended, Chat, ChatDirectory, ChatId, ChatService, ClientMessageId, Error, KeyedDigest,
+    Limits, MessageId, MessageKind, MessageStore, NewMessageEvent, Outbox, PageStart, Ports,
+    Recipient, Sealed, SendRequest, StoredMessage, UserId,
 };
 use chat_embedded::{EmbeddedError, EmbeddedStore, InProcessCache};
 use tempfile::TempDir;
@@ -33,7 +33,7 @@ fn message_at(chat: &Chat, sender: UserId, at: OffsetDateTime, client: &str) -> 
         recipient_id: chat.peer_of(sender).unwrap(),
         kind: MessageKind::Text,
         content: Sealed(client.as_bytes().to_vec()),
-        digest: Sealed(vec![1, 2, 3]),
+        digest: KeyedDigest(vec![1, 2, 3]),
         timestamp,
         seen_at: None,
         client_msg_id: ClientMessageId::parse(client).unwrap(),
@@ -577,14 +577,18 @@ async fn the_chat_service_pages_history_over_the_embedded_adapters() {
     let fx = Fixture::new();
     let store = Arc::new(fx.store.clone());
     let cache = Arc::new(InProcessCache::default());
+    let fan_out = Arc::new(RecordingFanOut::default());
     let ports = Ports {
         store: store.clone(),
         chats: store.clone(),
         recent: cache.clone(),
         chat_lists: cache.clone(),
         cursors: cache,
-        fan_out: Arc::new(RecordingFanOut::default()),
+        live: fan_out.clone(),
+        presence: fan_out.clone(),
+        routes: fan_out,
         cipher: Arc::new(FakeCipher),
+        clock: Arc::new(chat_domain::SystemClock),
     };
     let service = ChatService::new(ports, Limits::default());
     let (alice, bob) = (user(), user());

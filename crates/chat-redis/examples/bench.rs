@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use chat_cassandra::CassandraConfig;
 use chat_domain::testing::RecordingFanOut;
 use chat_domain::{
-    ChatId, ChatService, FanOut, Limits, LiveEvent, MessageStore, PageStart, Ports, RecentMessages,
-    Recipient, SendRequest, UserId,
+    ChatId, ChatService, Limits, LiveEvent, LivePublisher, LiveRoutes, MessageStore, PageStart,
+    Ports, RecentMessages, Recipient, SendRequest, UserId,
 };
 use chat_redis::{RedisCache, RedisFanOut};
 use hdrhistogram::Histogram;
@@ -130,14 +130,18 @@ async fn main() {
     };
     let cache = Arc::new(RedisCache::new(common::connect(redis.clone()).await));
     let ports = |recent_window: u32| {
+        let fan_out = Arc::new(RecordingFanOut::default());
         let ports = Ports {
             store: store.clone(),
             chats: directory.clone(),
             recent: cache.clone(),
             chat_lists: cache.clone(),
             cursors: cache.clone(),
-            fan_out: Arc::new(RecordingFanOut::default()),
+            live: fan_out.clone(),
+            presence: fan_out.clone(),
+            routes: fan_out,
             cipher: Arc::new(common::test_cipher()),
+            clock: Arc::new(chat_domain::SystemClock),
         };
         let limits = Limits {
             recent_window,

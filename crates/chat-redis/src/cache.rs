@@ -1,5 +1,5 @@
-//! [`RedisCache`]: recent windows, chat lists and history cursors in the Redis cluster, shared by
-//! every instance.
+//! [`RedisCache`]: the recent-window and chat-list caches, and the history cursor store, in the
+//! Redis cluster, shared by every instance.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +19,9 @@ use crate::error::RedisError;
 use crate::keys::{Keys, window_field};
 use crate::scripts::{HELD_LIST, Scripts};
 
-/// The cluster's [`RecentMessages`], [`ChatListCache`] and [`CursorStore`].
+/// The cluster's [`RecentMessages`], [`ChatListCache`] and [`CursorStore`]. The first two are
+/// caches of the store; the cursor store is not: Redis holds the only copy of each cursor, and
+/// a lost one fails to load ([`Error::InvalidCursor`]).
 ///
 /// - **Windows**: the newest `recent_window` messages of each chat, sealed exactly as stored
 ///   (Redis never sees plaintext), in one hash per chat (`<prefix>:recent:{<chat>}`), updated by
@@ -28,7 +30,7 @@ use crate::scripts::{HELD_LIST, Scripts};
 /// - **Chat lists**: JSON under `<prefix>:chats:{<user>}` for `chat_list_ttl_secs`; lists
 ///   longer than `max_cached_chats` are not cached.
 /// - **Cursors**: `<prefix>:cursor:{<id>}` → the page start and its (user, chat), for
-///   `cursor_ttl_secs`.
+///   `cursor_ttl_secs`. The only copy of the cursor: evicting it (or losing Redis) ends it.
 ///
 /// When an invalidation cannot be written (Redis unreachable), it is kept in memory (up to
 /// `max_pending_invalidations`), the entry is not served by this instance meanwhile, and it is

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_domain::{FanOut, LiveEvent, LocalDelivery, Result, UserId};
+use chat_domain::{LiveEvent, LivePublisher, LiveRoutes, LocalDelivery, Presence, Result, UserId};
 use fred::prelude::*;
 use fred::types::config::Options;
 use futures_util::StreamExt as _;
@@ -22,17 +22,17 @@ use crate::keys::Keys;
 /// How many (re)subscriptions run at once when every channel is subscribed again.
 const RESUBSCRIBE_CONCURRENCY: usize = 64;
 
-/// The cluster's [`FanOut`].
+/// The cluster's live delivery: [`LivePublisher`], [`Presence`] and [`LiveRoutes`].
 ///
 /// - **Channels**: `<prefix>:user:{<user>}`, so users spread over every master's slots. An
 ///   instance SSUBSCRIBEs a user's channel while it holds one of their sockets
-///   ([`FanOut::watch`]) and SUNSUBSCRIBEs when the last closes; one channel per command
+///   ([`LiveRoutes::watch`]) and SUNSUBSCRIBEs when the last closes; one channel per command
 ///   (a cross-slot SSUBSCRIBE fails in fred 10.1), with retries and redirections allowed.
-/// - **Publishing**: an event goes straight to this instance's connections, then once to the
+/// - **Publishing** ([`LivePublisher::publish`]): an event goes straight to this instance's connections, then once to the
 ///   user's channel (SPUBLISH, under the command timeout) tagged with this instance's id; each
 ///   other subscribed instance hands it to its connections. The payload carries the message
 ///   sealed, as stored.
-/// - **Presence** ([`FanOut::is_connected`]): a local connection, or any subscriber on the
+/// - **Presence** ([`Presence::is_connected`]): a local connection, or any subscriber on the
 ///   user's channel (`PUBSUB SHARDNUMSUB`).
 /// - **Keeping subscriptions alive** (fred's built-in resubscription is unreliable,
 ///   `fred-pubsub.md`): a task re-subscribes every wanted channel on each reconnection, when
@@ -336,7 +336,7 @@ async fn slot_map(shared: &Shared) -> Option<Vec<(u16, u16, String)>> {
 }
 
 #[async_trait]
-impl FanOut for RedisFanOut {
+impl LivePublisher for RedisFanOut {
     async fn publish(&self, user: UserId, event: &LiveEvent) -> Result<()> {
         let shared = &self.shared;
         shared.local.deliver(user, event);
@@ -361,7 +361,10 @@ impl FanOut for RedisFanOut {
         tracing::trace!(%user, receivers, "published a live event");
         Ok(())
     }
+}
 
+#[async_trait]
+impl Presence for RedisFanOut {
     async fn is_connected(&self, user: UserId) -> Result<bool> {
         let shared = &self.shared;
         if shared.local.is_connected_here(user) {
@@ -378,7 +381,10 @@ impl FanOut for RedisFanOut {
             .await?;
         Ok(counts.get(1).and_then(Value::as_i64).unwrap_or(0) > 0)
     }
+}
 
+#[async_trait]
+impl LiveRoutes for RedisFanOut {
     async fn watch(&self, user: UserId) -> Result<()> {
         let shared = &self.shared;
         lock(&shared.wanted).insert(user);

@@ -1,18 +1,20 @@
 //! # chat-redis
 //!
 //! The Redis cluster adapter of chat-message-service, with `fred` in cluster mode: the recent
-//! messages cache, users' chat lists and history cursors ([`RedisCache`]), and live delivery
-//! between instances over Redis 7 sharded pub/sub ([`RedisFanOut`]). Redis is a cache and a
-//! notification path, never the source of truth: when it is down, messages are still stored,
-//! acknowledged and published, history is read from the store, and both adapters reconnect on
-//! their own.
+//! messages cache, users' cached chat lists, the history cursor store ([`RedisCache`]), and
+//! live delivery between instances over Redis 7 sharded pub/sub ([`RedisFanOut`]). Redis holds
+//! caches, the cursors (their only copy: a lost cursor fails to load and the client pages again
+//! from the first page) and a notification path, never a message: when it is down, messages are
+//! still stored, acknowledged and published, history is read from the store (without a cursor
+//! to the next page), and both adapters reconnect on their own.
 //!
 //! ## Layout
 //! - [`RedisConfig`]: seed nodes, credentials, key prefix, timeouts, TTLs and bounds.
 //! - [`RedisConnection`]: the instance's two fred clients (data, subscriber), configured to
 //!   cover fred 10.1's gaps; [`RedisHealth`]: the degraded state, its log lines and counters.
-//! - [`RedisCache`]: the `RecentMessages`, `ChatListCache` and `CursorStore` ports.
-//! - [`RedisFanOut`]: the `FanOut` port.
+//! - [`RedisCache`]: the `RecentMessages` and `ChatListCache` caches and the `CursorStore` (the
+//!   only copy of each cursor, not a cache).
+//! - [`RedisFanOut`]: the live-delivery ports `LivePublisher`, `Presence` and `LiveRoutes`.
 //! - [`RedisError`]: this crate's errors, mapped into `chat_domain::Error`.
 //!
 //! ## How fred's known gaps are covered

@@ -9,7 +9,9 @@ mod common;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use chat_domain::{ChatId, FanOut, LiveEvent, RecentMessages, RecentWindow, UserId};
+use chat_domain::{
+    ChatId, LiveEvent, LivePublisher, LiveRoutes, RecentMessages, RecentWindow, UserId,
+};
 use chat_redis::{RedisCache, RedisConfig, RedisFanOut};
 use common::{
     Messages, Recorder, cli, cluster_script, connect, eventually, keyslot, master_ports,

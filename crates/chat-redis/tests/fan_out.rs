@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_domain::{ChatId, FanOut, LiveEvent, UserId};
+use chat_domain::{ChatId, LiveEvent, LivePublisher, LiveRoutes, Presence, UserId};
 use chat_redis::{RedisConfig, RedisFanOut};
 use common::{Recorder, connect, eventually, test_config, user};
 use time::OffsetDateTime;

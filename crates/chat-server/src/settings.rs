@@ -124,7 +124,8 @@ pub struct Settings {
 pub struct AdapterSettings {
     /// Messages, chats and the outbox.
     pub store: StoreAdapter,
-    /// Recent messages, chat lists and cursors.
+    /// The caches (recent messages, chat lists) and the cursor store, which is not a cache (it
+    /// holds the only copy of each history cursor); the key keeps its name for compatibility.
     pub cache: CacheAdapter,
     /// Live delivery between connections.
     pub fan_out: FanOutAdapter,
@@ -142,7 +143,7 @@ pub enum StoreAdapter {
     Cassandra,
 }
 
-/// Cache adapters.
+/// Adapters for the caches and the cursor store (`adapters.cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheAdapter {

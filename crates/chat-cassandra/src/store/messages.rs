@@ -8,7 +8,7 @@ use cdrs_tokio::query_values;
 use cdrs_tokio::types::blob::Blob;
 use cdrs_tokio::types::rows::Row;
 use chat_domain::{
-    Appended, ChatId, ClientMessageId, EventId, MessageId, MessageKind, MessageStore,
+    Appended, ChatId, ClientMessageId, EventId, KeyedDigest, MessageId, MessageKind, MessageStore,
     NewMessageEvent, PageStart, Sealed, StoredMessage, StoredPage, UserId,
 };
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -237,7 +237,7 @@ fn message_of_row(row: &Row) -> Result<StoredMessage, CassandraError> {
             .parse::<MessageKind>()
             .map_err(|_| bad(format!("kind {kind:?}")))?,
         content: Sealed(get::<Blob>(row, "content", TABLE)?.into_vec()),
-        digest: Sealed(get::<Blob>(row, "digest", TABLE)?.into_vec()),
+        digest: KeyedDigest(get::<Blob>(row, "digest", TABLE)?.into_vec()),
         timestamp: get::<PrimitiveDateTime>(row, "timestamp", TABLE)?.assume_utc(),
         seen_at: get_opt::<PrimitiveDateTime>(row, "seen_at", TABLE)?
             .map(PrimitiveDateTime::assume_utc),

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use chat_crypto::MessageCipher;
 use chat_domain::{
-    ChatDirectory, ChatListCache, CursorStore, EventPublisher, FanOut, LocalDelivery, MessageStore,
-    Outbox, Ports, RecentMessages,
+    ChatDirectory, ChatListCache, CursorStore, EventPublisher, LivePublisher, LiveRoutes,
+    LocalDelivery, MessageStore, Outbox, Ports, Presence, RecentMessages,
 };
 use chat_embedded::{EmbeddedStore, InProcessCache, InProcessFanOut, JsonLinesPublisher};
 use chat_redis::{RedisCache, RedisConnection, RedisFanOut};
@@ -54,20 +54,39 @@ pub struct Wiring {
     pub backends: Arc<dyn Backends>,
 }
 
-/// The three cache ports, served by one adapter.
-struct CachePorts {
+/// The two cache ports and the cursor store (not a cache: it holds the only copy of each
+/// cursor), served by one adapter (`adapters.cache`, a key named for the caches).
+struct CacheAndCursorPorts {
     recent: Arc<dyn RecentMessages>,
     chat_lists: Arc<dyn ChatListCache>,
     cursors: Arc<dyn CursorStore>,
 }
 
-impl CachePorts {
+impl CacheAndCursorPorts {
     fn of<C: RecentMessages + ChatListCache + CursorStore>(cache: C) -> Self {
         let cache = Arc::new(cache);
         Self {
             recent: cache.clone(),
             chat_lists: cache.clone(),
             cursors: cache,
+        }
+    }
+}
+
+/// The three live-delivery ports, served by one fan-out adapter.
+struct LivePorts {
+    publisher: Arc<dyn LivePublisher>,
+    presence: Arc<dyn Presence>,
+    routes: Arc<dyn LiveRoutes>,
+}
+
+impl LivePorts {
+    fn of<F: LivePublisher + Presence + LiveRoutes>(fan_out: F) -> Self {
+        let fan_out = Arc::new(fan_out);
+        Self {
+            publisher: fan_out.clone(),
+            presence: fan_out.clone(),
+            routes: fan_out,
         }
     }
 }
@@ -87,9 +106,11 @@ pub async fn wire(
     let stores = open_stores(settings).await?;
     let redis = connect_redis(settings).await?;
     let cache = cache_ports(settings, redis.as_ref());
-    let fan_out: Arc<dyn FanOut> = match (settings.adapters.fan_out, &redis) {
-        (FanOutAdapter::Redis, Some(redis)) => Arc::new(RedisFanOut::new(redis.clone(), local)),
-        _ => Arc::new(InProcessFanOut::new(local)),
+    let live = match (settings.adapters.fan_out, &redis) {
+        (FanOutAdapter::Redis, Some(redis)) => {
+            LivePorts::of(RedisFanOut::new(redis.clone(), local))
+        }
+        _ => LivePorts::of(InProcessFanOut::new(local)),
     };
     let publisher = event_publisher(settings)?;
     warn_if_instance_local(settings);
@@ -100,8 +121,11 @@ pub async fn wire(
             recent: cache.recent,
             chat_lists: cache.chat_lists,
             cursors: cache.cursors,
-            fan_out,
+            live: live.publisher,
+            presence: live.presence,
+            routes: live.routes,
             cipher,
+            clock: Arc::new(chat_domain::SystemClock),
         },
         outbox: stores.outbox,
         publisher,
@@ -166,13 +190,15 @@ async fn connect_redis(settings: &Settings) -> Result<Option<RedisConnection>, W
     Ok(Some(redis))
 }
 
-fn cache_ports(settings: &Settings, redis: Option<&RedisConnection>) -> CachePorts {
+fn cache_ports(settings: &Settings, redis: Option<&RedisConnection>) -> CacheAndCursorPorts {
     match (settings.adapters.cache, redis) {
-        (CacheAdapter::Redis, Some(redis)) => CachePorts::of(RedisCache::new(redis.clone())),
+        (CacheAdapter::Redis, Some(redis)) => {
+            CacheAndCursorPorts::of(RedisCache::new(redis.clone()))
+        }
         _ => {
             let mut config = settings.embedded.cache.clone();
             config.recent_window = settings.limits.recent_window as usize;
-            CachePorts::of(InProcessCache::new(&config))
+            CacheAndCursorPorts::of(InProcessCache::new(&config))
         }
     }
 }
