@@ -6,5 +6,6 @@ mod auth;
 mod bad_input;
 mod history;
 mod lifecycle;
+mod limits;
 mod messaging;
 mod web_client;

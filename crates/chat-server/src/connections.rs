@@ -91,30 +91,65 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How many sockets this instance holds at most: per user, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketCaps {
+    /// Sockets one user may hold on this instance.
+    pub per_user: usize,
+    /// Sockets this instance holds in all (keep it below the process's file limit: each socket
+    /// is one file descriptor, two in nginx).
+    pub per_instance: usize,
+}
+
+/// Why a socket was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The user holds as many sockets here as allowed.
+    #[error("this user already holds {0} sockets, the most allowed")]
+    UserFull(usize),
+    /// The instance holds as many sockets as allowed.
+    #[error("this instance holds {0} sockets, the most allowed")]
+    InstanceFull(usize),
+}
+
 /// The registry of local connections.
 pub struct Connections {
     by_user: Mutex<HashMap<UserId, Vec<ConnectionHandle>>>,
     metrics: Arc<Metrics>,
+    caps: SocketCaps,
 }
 
 impl Connections {
-    /// An empty registry.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// An empty registry that admits at most `caps` sockets.
+    pub fn new(metrics: Arc<Metrics>, caps: SocketCaps) -> Self {
         Self {
             by_user: Mutex::default(),
             metrics,
+            caps,
         }
     }
 
-    /// Adds a connection; returns its close signal and whether it is the user's first here
-    /// (the fan-out must then start routing the user's events to this instance).
+    /// Adds a connection unless it would exceed a cap; returns its close signal and whether it
+    /// is the user's first here (the fan-out must then start routing the user's events to this
+    /// instance). Checking and adding under one lock keeps the caps exact under concurrent
+    /// upgrades.
+    ///
+    /// # Errors
+    /// [`Refused`] when the user or the instance holds as many sockets as allowed.
     pub fn register(
         &self,
         user: UserId,
         id: ConnectionId,
         queue: mpsc::Sender<Outbound>,
         shutdown: &CancellationToken,
-    ) -> (CloseSignal, bool) {
+    ) -> Result<(CloseSignal, bool), Refused> {
+        let mut by_user = lock(&self.by_user);
+        if by_user.values().map(Vec::len).sum::<usize>() >= self.caps.per_instance {
+            return Err(Refused::InstanceFull(self.caps.per_instance));
+        }
+        if by_user.get(&user).map_or(0, Vec::len) >= self.caps.per_user {
+            return Err(Refused::UserFull(self.caps.per_user));
+        }
         let cause = Arc::new(Mutex::new(None));
         let closing = shutdown.child_token();
         let handle = ConnectionHandle {
@@ -123,17 +158,16 @@ impl Connections {
             close: cause.clone(),
             closing: closing.clone(),
         };
-        let mut by_user = lock(&self.by_user);
         let handles = by_user.entry(user).or_default();
         handles.push(handle);
         self.metrics.connections.inc();
-        (
+        Ok((
             CloseSignal {
                 cause,
                 token: closing,
             },
             handles.len() == 1,
-        )
+        ))
     }
 
     /// Removes a connection; returns whether it was the user's last here.

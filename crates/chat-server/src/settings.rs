@@ -239,6 +239,22 @@ pub struct WebSocketSettings {
     /// How long one frame's work (e.g. storing a message) may take before an `unavailable`
     /// error frame answers it.
     pub frame_timeout_secs: u64,
+    /// Sockets one user may hold on one instance; one more is refused with 429
+    /// `too_many_sockets`.
+    pub max_sockets_per_user: usize,
+    /// Sockets one instance holds in all; one more is refused with 503 `instance_full` (nginx
+    /// tries another instance). Keep it below the process's file limit.
+    pub max_sockets: usize,
+}
+
+impl WebSocketSettings {
+    /// The socket caps.
+    pub fn socket_caps(&self) -> crate::connections::SocketCaps {
+        crate::connections::SocketCaps {
+            per_user: self.max_sockets_per_user,
+            per_instance: self.max_sockets,
+        }
+    }
 }
 
 /// The outbox relay.
@@ -334,6 +350,11 @@ impl Settings {
         }
         if self.websocket.outbound_queue == 0 || self.relay.batch == 0 {
             return invalid("websocket.outbound_queue and relay.batch must be positive");
+        }
+        if self.websocket.max_sockets_per_user == 0 || self.websocket.max_sockets == 0 {
+            return invalid(
+                "websocket.max_sockets_per_user and websocket.max_sockets must be positive",
+            );
         }
         if !self.allow_development_secrets {
             let dev_key = |id: &str, dev: &str| {

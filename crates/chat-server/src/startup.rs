@@ -64,7 +64,10 @@ impl Application {
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(StartupError::Signal)?;
         let metrics = Arc::new(Metrics::new()?);
-        let connections = Arc::new(Connections::new(metrics.clone()));
+        let connections = Arc::new(Connections::new(
+            metrics.clone(),
+            settings.websocket.socket_caps(),
+        ));
         let wiring = wire(&settings, connections.clone()).await?;
         for collector in wiring.backends.collectors() {
             metrics.register(collector)?;

@@ -18,7 +18,7 @@ use chat_domain::{ChatService, ConnectionId, LiveEvent, UserId};
 use tokio::sync::mpsc;
 
 use crate::auth::{Caller, PROTOCOL};
-use crate::connections::{CloseCause, CloseSignal, Outbound};
+use crate::connections::{CloseCause, CloseSignal, Outbound, Refused};
 use crate::error::ApiError;
 use crate::state::AppState;
 use frames::{ClientFrame, ServerFrame};
@@ -29,7 +29,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// Upgrades the request to a WebSocket for the token's user.
 ///
 /// # Errors
-/// 401 without a valid token, 503 while shutting down, 400 for a bad upgrade request.
+/// 401 without a valid token, 503 while shutting down or when the instance holds its most
+/// sockets, 429 when the user does, 400 for a bad upgrade request.
 pub async fn upgrade(
     request: HttpRequest,
     body: web::Payload,
@@ -50,14 +51,76 @@ pub async fn upgrade(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
+    // Registered before the 101 goes out, so the caps hold however many upgrades race.
+    let opened = Opened::register(&state, caller).map_err(|refused| {
+        state.metrics.error(refusal_code(refused), "http");
+        refusal(refused)
+    })?;
     let connection = state.connection_tasks.track_future(run_connection(
         state.clone().into_inner(),
         caller,
+        opened,
         session,
         stream,
     ));
     actix_web::rt::spawn(connection);
     Ok(response)
+}
+
+fn refusal_code(refused: Refused) -> &'static str {
+    match refused {
+        Refused::UserFull(_) => "too_many_sockets",
+        Refused::InstanceFull(_) => "instance_full",
+    }
+}
+
+/// A user over their cap gets 429 (close one of their sockets first); a full instance gets 503
+/// with `Retry-After`, which nginx retries on another instance.
+fn refusal(refused: Refused) -> ApiError {
+    let status = match refused {
+        Refused::UserFull(_) => actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        Refused::InstanceFull(_) => actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, refusal_code(refused), refused.to_string())
+}
+
+/// A connection registered at the upgrade: its id, its queue and close signal, and whether it
+/// is the user's first socket here.
+struct Opened {
+    connection: ConnectionId,
+    queue: mpsc::Sender<Outbound>,
+    queued: mpsc::Receiver<Outbound>,
+    signal: CloseSignal,
+    first_here: bool,
+}
+
+impl Opened {
+    fn register(state: &AppState, caller: Caller) -> Result<Self, Refused> {
+        let user = caller.user_id;
+        let connection = ConnectionId::generate();
+        let (queue, queued) = mpsc::channel(state.settings.websocket.outbound_queue);
+        // Queued before the connection is registered, so `ready` is always the first frame.
+        let ready = ServerFrame::Ready {
+            user_id: user,
+            connection_id: connection.to_string(),
+            heartbeat_interval_secs: state.settings.websocket.heartbeat_interval_secs,
+            max_frame_bytes: state.settings.websocket.max_frame_bytes,
+            max_content_bytes: state.settings.limits.max_content_bytes,
+        };
+        // A fresh queue has room for one frame (outbound_queue is at least 1).
+        let _ = queue.try_send(Outbound::Frame(Box::new(ready)));
+        let (signal, first_here) =
+            state
+                .connections
+                .register(user, connection, queue.clone(), &state.shutdown)?;
+        Ok(Self {
+            connection,
+            queue,
+            queued,
+            signal,
+            first_here,
+        })
+    }
 }
 
 /// How the reading side ended.
@@ -73,27 +136,18 @@ enum Ending {
 async fn run_connection(
     state: Arc<AppState>,
     caller: Caller,
+    opened: Opened,
     session: Session,
     mut stream: AggregatedMessageStream,
 ) {
     let user = caller.user_id;
-    let connection = ConnectionId::generate();
-    let (queue, queued) = mpsc::channel(state.settings.websocket.outbound_queue);
-    // Queued before the connection is registered, so `ready` is always the first frame.
-    let ready = ServerFrame::Ready {
-        user_id: user,
-        connection_id: connection.to_string(),
-        heartbeat_interval_secs: state.settings.websocket.heartbeat_interval_secs,
-        max_frame_bytes: state.settings.websocket.max_frame_bytes,
-        max_content_bytes: state.settings.limits.max_content_bytes,
-    };
-    if queue.try_send(Outbound::Frame(Box::new(ready))).is_err() {
-        return;
-    }
-    let (signal, first_here) =
-        state
-            .connections
-            .register(user, connection, queue.clone(), &state.shutdown);
+    let Opened {
+        connection,
+        queue,
+        queued,
+        signal,
+        first_here,
+    } = opened;
     tracing::debug!(%user, %connection, "socket open");
     if first_here && let Err(error) = state.service.connected(user).await {
         tracing::warn!(error = %error.report(), %user, "could not route the user's events here");
