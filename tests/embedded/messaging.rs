@@ -227,16 +227,16 @@ async fn a_socket_that_stops_reading_is_closed_in_bounded_time_even_mid_heartbea
     let mut alice_socket = app.connect(alice).await;
     let bob_socket = app.connect(bob).await;
     assert_eq!(app.metric("chat_ws_connections").await, Some(2.0));
-    // Bob reads nothing (his socket is never polled again) while Alice floods him for a while,
-    // long enough for several heartbeats to fall due with his buffers full.
+    // Bob reads nothing (his socket is never polled again) while Alice floods him with ~9 MiB,
+    // more than the loopback socket buffers hold, so the server's writes to him block; at one
+    // heartbeat a second, several pings fall due meanwhile. (Counted, not timed: on a busy
+    // machine a timed flood sent too little to fill the buffers.)
     let content = "z".repeat(15 * 1024);
-    let flood_until = std::time::Instant::now() + std::time::Duration::from_secs(4);
-    let mut sent = 0;
-    while std::time::Instant::now() < flood_until && sent < 2_000 {
+    let sent = 600;
+    for i in 0..sent {
         alice_socket
-            .send_to_user(bob, &format!("flood-{sent}"), &content)
+            .send_to_user(bob, &format!("flood-{i}"), &content)
             .await;
-        sent += 1;
     }
     // The server closes Bob's socket on its own — seen from the server's side, since reading
     // on Bob's side would unblock it.
