@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
 mod cassandra_crash;
+mod query_token;
 
 use std::collections::BTreeSet;
 use std::process::Command;

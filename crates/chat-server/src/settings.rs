@@ -331,6 +331,22 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Whether `POST /dev/token` (a token for any user, for the demo page) is served: only where
+    /// development secrets are allowed, the development JWT secret is the one in use (tokens
+    /// it signs are worthless elsewhere), and the listener is on loopback (nobody else can
+    /// reach it).
+    pub fn serves_development_tokens(&self) -> bool {
+        let loopback = self.server.host == "localhost"
+            || self
+                .server
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback());
+        self.allow_development_secrets
+            && self.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET
+            && loopback
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |what: &str| Err(SettingsError::Invalid(what.to_owned()));
         if self.auth.jwt_secret.expose_secret().len() < 32 {
@@ -425,6 +441,27 @@ mod tests {
             Settings::load_with(Path::new("/nonexistent"), Profile::Embedded, env(&[])).unwrap();
         assert_eq!(settings.limits.max_content_bytes, 16 * 1024);
         assert_eq!(settings.websocket.max_frame_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn development_tokens_need_dev_secrets_the_dev_jwt_secret_and_a_loopback_listener() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load_with(Path::new("/nonexistent"), Profile::Embedded, env(pairs)).unwrap()
+        };
+        assert!(
+            load(&[]).serves_development_tokens(),
+            "the embedded default"
+        );
+        assert!(load(&[("CHAT__SERVER__HOST", "::1")]).serves_development_tokens());
+        assert!(!load(&[("CHAT__SERVER__HOST", "0.0.0.0")]).serves_development_tokens());
+        assert!(!load(&[("CHAT__SERVER__HOST", "10.1.2.3")]).serves_development_tokens());
+        let own_secret = load(&[(
+            "CHAT__AUTH__JWT_SECRET",
+            "an-operator-chosen-secret-long-enough-to-use",
+        )]);
+        assert!(!own_secret.serves_development_tokens());
+        // allow_development_secrets = false with the development secret does not even load
+        // (`validate`); with the operator's own secrets the endpoint is off on both counts.
     }
 
     #[test]

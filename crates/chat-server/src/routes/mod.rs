@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::settings::Settings;
 
 /// Registers every route. A known path with another method is a 405, any other path a 404,
-/// both as JSON errors. `POST /dev/token` exists only where development secrets are allowed.
+/// both as JSON errors. `POST /dev/token` exists only on a development setup
+/// ([`Settings::serves_development_tokens`]).
 pub fn configure(config: &mut web::ServiceConfig, settings: &Settings) {
     config
         .app_data(
@@ -30,7 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig, settings: &Settings) {
         .service(resource("/users/chat").route(web::get().to(chats::list)))
         .service(resource("/users/chat/{chat_id}").route(web::get().to(chats::history)));
     web_client::configure(config);
-    if settings.allow_development_secrets {
+    if settings.serves_development_tokens() {
         config.service(resource("/dev/token").route(web::post().to(dev::token)));
     }
     config.default_service(web::to(not_found));
