@@ -29,7 +29,10 @@ async fn health_readiness_and_metrics_answer() {
         text.contains("chat_messages_accepted_total{outcome=\"stored\"} 1"),
         "{text}"
     );
-    assert!(text.contains("chat_send_seconds_count 1"), "{text}");
+    assert!(
+        text.contains("chat_send_duration_seconds_count 1"),
+        "{text}"
+    );
 }
 
 #[actix_web::test]

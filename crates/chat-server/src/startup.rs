@@ -215,10 +215,12 @@ impl ObservedRequest {
     }
 
     fn finish(self, status: actix_web::http::StatusCode) {
+        let labels = [self.route.as_str(), status.as_str()];
+        self.metrics.http_requests.with_label_values(&labels).inc();
         self.metrics
-            .http_requests
-            .with_label_values(&[self.route.as_str(), status.as_str()])
-            .inc();
+            .http_request_seconds
+            .with_label_values(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
         tracing::debug!(
             route = self.route,
             status = status.as_u16(),

@@ -8,7 +8,7 @@
 
 mod backends;
 mod error;
-mod redis_metrics;
+pub mod redis_metrics;
 
 use std::sync::Arc;
 

@@ -8,6 +8,13 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily};
 use prometheus::{IntCounter, IntGauge};
 
+/// The metrics this collector reports (docs/metrics.md lists each).
+pub const NAMES: [&str; 3] = [
+    "chat_redis_degraded",
+    "chat_redis_failures_total",
+    "chat_redis_lost_live_events_total",
+];
+
 /// Reports `chat_redis_degraded`, `chat_redis_failures_total` and
 /// `chat_redis_lost_live_events_total` from a [`RedisHealth`].
 pub(super) struct RedisHealthCollector {
@@ -23,15 +30,12 @@ impl RedisHealthCollector {
         Ok(Self {
             health,
             degraded: IntGauge::new(
-                "chat_redis_degraded",
+                NAMES[0],
                 "1 while Redis is degraded: reads use the store, live delivery stays local",
             )?,
-            failures: IntCounter::new(
-                "chat_redis_failures_total",
-                "Redis commands that failed for want of Redis",
-            )?,
+            failures: IntCounter::new(NAMES[1], "Redis commands that failed for want of Redis")?,
             lost_live_events: IntCounter::new(
-                "chat_redis_lost_live_events_total",
+                NAMES[2],
                 "Live events from other instances dropped (pub/sub buffer overflow)",
             )?,
         })
