@@ -334,6 +334,12 @@ impl Chatter {
             match socket.try_next_frame(PATIENCE).await? {
                 None => return Err(Ended::Dropped),
                 Some(frame) if frame["type"] == kind => return Ok(frame),
+                Some(frame) if frame["type"] == "error" && frame["code"] == "rate_limited" => {
+                    // Over the send rate: wait as told, then resend as after any failure.
+                    let wait = frame["retry_after_ms"].as_u64().unwrap_or(100);
+                    actix_web::rt::time::sleep(Duration::from_millis(wait)).await;
+                    return Err(Ended::Dropped);
+                }
                 Some(frame) if frame["type"] == "error" => {
                     assert_eq!(frame["code"], "unavailable", "{frame}");
                     return Err(Ended::Dropped);

@@ -163,7 +163,12 @@ async fn a_chat_opens_to_the_same_id_from_both_sides_and_lists_for_both() {
 
 #[actix_web::test]
 async fn a_recipient_who_stops_reading_is_disconnected_without_stalling_the_sender() {
-    let app = TestApp::spawn_with(&[("websocket.outbound_queue", "4")]).await;
+    // A flood from one sender: the send rate limit is not the subject here.
+    let app = TestApp::spawn_with(&[
+        ("websocket.outbound_queue", "4"),
+        ("rate_limits.enabled", "false"),
+    ])
+    .await;
     let (alice, bob) = (user(), user());
     let mut alice_socket = app.connect(alice).await;
     let mut bob_socket = app.connect(bob).await;
@@ -221,6 +226,8 @@ async fn a_socket_that_stops_reading_is_closed_in_bounded_time_even_mid_heartbea
     let app = TestApp::spawn_with(&[
         ("websocket.heartbeat_interval_secs", "1"),
         ("websocket.frame_timeout_secs", "1"),
+        // A flood from one sender: the send rate limit is not the subject here.
+        ("rate_limits.enabled", "false"),
     ])
     .await;
     let (alice, bob) = (user(), user());

@@ -16,6 +16,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// For a 429: when the client may ask again.
+    retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +38,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429 `rate_limited`: the client may ask again after `wait`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry after the Retry-After header's seconds",
+            )
         }
     }
 
@@ -119,6 +134,11 @@ impl ResponseError for ApiError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(retry_after());
+        }
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: Retry-After has no finer unit.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds.max(1))));
         }
         response.json(Body {
             error: Detail {

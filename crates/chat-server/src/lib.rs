@@ -19,6 +19,7 @@
 //!   token endpoint. [`error`]: HTTP error bodies.
 //! - [`ws`]: the WebSocket endpoint; [`ws::frames`]: the protocol's frames.
 //! - [`connections`]: this instance's sockets, the target of live delivery.
+//! - [`rate_limits`]: per-user token buckets per action.
 //! - [`metrics`]: Prometheus metrics. [`telemetry`]: logging.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod connections;
 pub mod error;
 pub mod metrics;
+pub mod rate_limits;
 pub mod relay;
 pub mod routes;
 pub mod settings;

@@ -113,6 +113,8 @@ pub struct Settings {
     /// The Redis cluster, when `adapters.cache` or `adapters.fan_out` is `"redis"`.
     #[serde(default)]
     pub redis: crate::wiring::config::RedisConfig,
+    /// Per-user rate limits.
+    pub rate_limits: crate::rate_limits::RateLimitSettings,
     /// The outbox relay.
     pub relay: RelaySettings,
     /// Logging.
@@ -366,6 +368,20 @@ impl Settings {
         }
         if self.websocket.outbound_queue == 0 || self.relay.batch == 0 {
             return invalid("websocket.outbound_queue and relay.batch must be positive");
+        }
+        let limits = &self.rate_limits;
+        if [
+            limits.send,
+            limits.typing,
+            limits.seen,
+            limits.sync,
+            limits.open_chat,
+            limits.reads,
+        ]
+        .iter()
+        .any(|allowance| allowance.per_second == 0 || allowance.burst == 0)
+        {
+            return invalid("every rate_limits allowance needs a positive per_second and burst");
         }
         if self.websocket.max_sockets_per_user == 0 || self.websocket.max_sockets == 0 {
             return invalid(

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::TokenVerifier;
 use crate::connections::{CloseCause, Connections};
 use crate::metrics::Metrics;
+use crate::rate_limits::RateLimits;
 use crate::relay::ShutdownSchedule;
 use crate::settings::{DEV_JWT_SECRET, Settings};
 use crate::state::AppState;
@@ -82,6 +83,7 @@ impl Application {
             service,
             connections,
             connection_tasks: TaskTracker::new(),
+            rate_limits: Arc::new(RateLimits::new(&settings.rate_limits)),
             verifier,
             metrics,
             shutdown: CancellationToken::new(),
@@ -126,6 +128,7 @@ impl Application {
         actix_web::rt::spawn(listen_for_signals(terminate, shutdown.clone()));
         let relay_task = actix_web::rt::spawn(run_relay(relay, state.clone()));
         actix_web::rt::spawn(drain_on_shutdown(state.clone(), server.handle()));
+        actix_web::rt::spawn(forget_idle_rate_limits(state.clone()));
         let result = server.await;
         if relay_task.await.is_err() {
             tracing::error!("the outbox relay task failed");
@@ -235,6 +238,20 @@ async fn run_relay(relay: OutboxRelay, state: web::Data<AppState>) {
     let pacing = RelayPacing::from(&state.settings.relay);
     let schedule = ShutdownSchedule::new(state.shutdown.clone());
     relay.run(pacing, &schedule, state.metrics.as_ref()).await;
+}
+
+/// How often the rate limiters drop the buckets of users who have been idle long enough.
+const RATE_LIMIT_CLEANUP: Duration = Duration::from_secs(60);
+
+/// Keeps the rate limiters' memory to the recently active users, until shutdown.
+async fn forget_idle_rate_limits(state: web::Data<AppState>) {
+    let mut every = tokio::time::interval(RATE_LIMIT_CLEANUP);
+    loop {
+        tokio::select! {
+            _ = every.tick() => state.rate_limits.forget_idle_users(),
+            () = state.shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// Once shutdown begins: closes every socket with 1001, waits (up to the shutdown timeout) for

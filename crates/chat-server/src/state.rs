@@ -19,6 +19,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// The sockets' tasks, which shutdown waits for.
     pub connection_tasks: TaskTracker,
+    /// Per-user rate limits.
+    pub rate_limits: Arc<crate::rate_limits::RateLimits>,
     /// Token checks.
     pub verifier: Arc<TokenVerifier>,
     /// Metrics.

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::rate_limits::Action;
 use crate::state::AppState;
 
 /// Body of `POST /chats`.
@@ -24,6 +25,14 @@ struct ChatBody {
     created_at: OffsetDateTime,
 }
 
+/// Takes one of `user`'s `action` tokens, or answers 429 with `Retry-After`.
+fn rate_limit(state: &AppState, action: Action, user: UserId) -> Result<(), ApiError> {
+    state.rate_limits.check(action, user).map_err(|wait| {
+        state.metrics.error("rate_limited", "http");
+        ApiError::rate_limited(wait)
+    })
+}
+
 /// Opens (or finds) the chat of the caller and `peer_id`.
 ///
 /// # Errors
@@ -33,6 +42,7 @@ pub async fn open(
     body: web::Json<OpenChat>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, Action::OpenChat, caller.user_id)?;
     let peer = UserId::parse(&body.peer_id, "peer_id")?;
     let chat = state.service.open_chat(caller.user_id, peer).await?;
     Ok(HttpResponse::Ok().json(ChatBody {
@@ -65,6 +75,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, Action::Read, caller.user_id)?;
     let of = match &query.user_id {
         Some(text) => UserId::parse(text, "user_id")?,
         None => caller.user_id,
@@ -102,6 +113,7 @@ pub async fn history(
     query: web::Query<HistoryQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, Action::Read, caller.user_id)?;
     let chat_id = ChatId::parse(&path, "chat_id")?;
     let limit = match &query.limit {
         Some(text) => Some(

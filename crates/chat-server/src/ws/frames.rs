@@ -2,6 +2,8 @@
 //! Client frames are parsed in two steps, JSON then fields, so every mistake gets an `error`
 //! frame naming the field, and the connection stays open.
 
+use std::time::Duration;
+
 use chat_domain::{
     Ack, ChatId, ClientMessageId, Error, Message, MessageId, MessageKind, Recipient, SeenReceipt,
     SendRequest, SyncBatch, UserId,
@@ -251,6 +253,9 @@ pub enum ServerFrame {
         /// The client's reference of the frame at fault.
         #[serde(rename = "ref")]
         reference: Option<String>,
+        /// For `rate_limited`: when the client may send that kind of frame again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -290,6 +295,21 @@ impl ServerFrame {
             code: code.to_owned(),
             message: message.into(),
             reference,
+            retry_after_ms: None,
+        }
+    }
+
+    /// A `rate_limited` error frame: that kind of frame may be sent again after `wait`.
+    pub fn rate_limited(wait: Duration, reference: Option<String>) -> Self {
+        Self::Error {
+            code: "rate_limited".to_owned(),
+            message: "too many frames of this kind; retry after retry_after_ms".to_owned(),
+            reference,
+            // Rounded up, so that a client waiting exactly this long finds a token.
+            retry_after_ms: Some(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+                    + u64::from(!wait.subsec_nanos().is_multiple_of(1_000_000)),
+            ),
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::auth::{Caller, PROTOCOL};
 use crate::connections::{CloseCause, CloseSignal, Outbound, Refused};
 use crate::error::ApiError;
+use crate::rate_limits::Action;
 use crate::state::AppState;
 use frames::{ClientFrame, ServerFrame};
 
@@ -336,6 +337,20 @@ impl Reader<'_> {
             }
         };
         let reference = parsed.reference;
+        let action = match &parsed.frame {
+            ClientFrame::Send(_) => Action::Send,
+            ClientFrame::Seen { .. } => Action::Seen,
+            ClientFrame::Sync { .. } => Action::Sync,
+            ClientFrame::Typing { .. } => Action::Typing,
+        };
+        if let Err(wait) = self.state.rate_limits.check(action, self.user) {
+            // Typing is a hint: the excess is dropped without a word.
+            if action != Action::Typing {
+                self.reply_error(ServerFrame::rate_limited(wait, reference))
+                    .await;
+            }
+            return;
+        }
         if let Err(error) = self.handle(parsed.frame).await {
             self.reply_error(ServerFrame::domain_error(&error, reference))
                 .await;
