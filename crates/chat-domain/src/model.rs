@@ -5,9 +5,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::Error;
@@ -125,8 +124,9 @@ pub struct ChatSummary {
 
 /// Encrypted message content as the cipher produced it (an envelope with key id, nonce,
 /// ciphertext and tag). Serialized as base64 text.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Sealed(pub Vec<u8>);
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(#[serde(with = "base64_text")] pub Vec<u8>);
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,28 +134,13 @@ impl fmt::Debug for Sealed {
     }
 }
 
-impl Serialize for Sealed {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&BASE64.encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Sealed {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        BASE64
-            .decode(text.as_bytes())
-            .map(Sealed)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// A keyed hash of a message's plaintext (HMAC-SHA256 under the digest key, see
 /// [`crate::Cipher::digest`]): equal plaintexts give equal digests, and without the key it
 /// tells nothing about the plaintext. Not sealed content: nothing opens it. Serialized as
 /// base64 text, as [`Sealed`] is, so stored digests keep their bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyedDigest(pub Vec<u8>);
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyedDigest(#[serde(with = "base64_text")] pub Vec<u8>);
 
 impl fmt::Debug for KeyedDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,18 +148,22 @@ impl fmt::Debug for KeyedDigest {
     }
 }
 
-impl Serialize for KeyedDigest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&BASE64.encode(&self.0))
-    }
-}
+/// Bytes as standard base64 text, for serde (`#[serde(with = "base64_text")]`).
+mod base64_text {
+    use super::BASE64;
+    use base64::Engine as _;
+    use serde::{Deserialize as _, Deserializer, Serializer};
 
-impl<'de> Deserialize<'de> for KeyedDigest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&BASE64.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(deserializer)?;
         BASE64
             .decode(text.as_bytes())
-            .map(KeyedDigest)
             .map_err(serde::de::Error::custom)
     }
 }
